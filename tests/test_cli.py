@@ -1,0 +1,48 @@
+"""The command line end to end: the demo with a reduced budget, train -> evaluate -> predict on a user's data."""
+import json
+import subprocess
+
+import numpy as np
+import torch
+from PIL import Image
+
+from conftest import PUDNET
+from pudnet.core import load_network
+
+
+def run(*args, timeout=600):
+    r = subprocess.run([PUDNET, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_help_lists_the_commands():
+    out = run('--help')
+    for cmd in ('demo', 'train', 'evaluate', 'predict'): assert cmd in out
+
+
+def test_demo_reduced_budget(tmp_path):
+    out = run('demo', '--steps', 30, '--test_tasks', 10, '--scratch_tasks', 2, '--epochs', '1,3', '--out', tmp_path, '--quiet')
+    assert 'PudNet' in out and 'Adam scratch 3 ep' in out
+    records = json.loads((tmp_path / 'results.json').read_text())
+    assert [r['method'] for r in records] == ['PudNet', 'PudNet', 'Adam scratch 1 ep', 'Adam scratch 3 ep']
+    pud = records[0]
+    assert pud['protocol'] == 'digits-set' and pud['n_tasks'] == 10 and pud['seeds'] == list(range(10))
+    assert pud['mean'] > 0.6, pud  # 30 steps already beat chance (0.25) by far
+    assert (tmp_path / 'pudnet-digits.safetensors').exists()
+
+
+def test_train_evaluate_predict_on_user_data(tmp_path, digits, digits_npz):
+    ckpt = tmp_path / 'ck.safetensors'
+    run('train', '--protocol', 'digits-set', '--steps', 6, '--tasks_per_step', 2, '--checkpoint', ckpt, '--quiet')
+    out = run('evaluate', ckpt, '--data', digits_npz, '--ways', 3, '--tasks', 3, '--out', tmp_path / 'r.json', '--quiet')
+    records = json.loads((tmp_path / 'r.json').read_text())
+    assert records[0]['n_tasks'] == 3 and 0 <= records[0]['mean'] <= 1
+    # an RGB ImageFolder of 32x32 images, resized and turned grey for the 28x28 grey checkpoint
+    for i, (x, y) in enumerate(zip(digits.x[:40], digits.y[:40])):
+        (tmp_path / 'folder' / str(int(y))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.repeat(x[0].numpy()[..., None], 3, -1)).resize((32, 32)).save(tmp_path / 'folder' / str(int(y)) / f'{i}.png')
+    out = run('predict', ckpt, tmp_path / 'folder', '--out', tmp_path / 'net.safetensors')
+    assert 'adapting 40 images of (3, 32, 32) to 1x28x28' in out
+    net = load_network(tmp_path / 'net.safetensors')
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 576)

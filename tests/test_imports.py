@@ -1,0 +1,27 @@
+"""Every module imports on its own in a fresh interpreter (a notebook can hide a missing import), and matches its notebook."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODULES = sorted(p.stem for p in (REPO / 'pudnet').glob('*.py') if not p.stem.startswith('_'))
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_module_imports_in_fresh_process(module):
+    r = subprocess.run([sys.executable, '-c', f'import pudnet.{module}'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_module_has_a_notebook():
+    "A renamed or deleted notebook leaves its old module behind: every module must come from a notebook's default_exp."
+    exported = set()
+    for nb in (REPO / 'nbs').glob('*.ipynb'):
+        for cell in json.loads(nb.read_text())['cells']:
+            for line in ''.join(cell['source']).splitlines():
+                if line.startswith('#| default_exp '): exported.add(line.split()[-1])
+    assert set(MODULES) - {'__init__'} <= exported, f"modules without a notebook: {set(MODULES) - exported}"
+    assert exported <= set(MODULES), f"notebooks whose module is missing (run nbdev_export): {exported - set(MODULES)}"
