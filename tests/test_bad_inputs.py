@@ -132,3 +132,21 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, digits_checkpoint):
         r = subprocess.run([PUDNET, *args], capture_output=True, text=True, timeout=300)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+
+
+def test_more_ways_than_the_head_is_fine_and_more_than_the_data_is_refused(model, digits):
+    "The auxiliary head (6 classes) is not used at test time: a 10-way task works; asking for more classes than exist does not."
+    from pudnet.evaluation import evaluate_pudnet
+    tasks = user_tasks(digits, model, ways=10, n_tasks=1)
+    assert tasks[0].ways == 10 and 0 <= evaluate_pudnet(model, tasks)['acc'][0] <= 1
+    with pytest.raises(ValueError, match='cannot build 11-way tasks from 10 classes'): user_tasks(digits, model, ways=11)
+
+
+def test_wrong_dtype_and_size_from_the_cli_are_adapted_or_refused(tmp_path, digits_checkpoint):
+    np.savez(tmp_path / 'tiny.npz', x=np.zeros((20, 8, 8), np.uint8), y=np.arange(20) % 2)
+    np.savez(tmp_path / 'floats.npz', x=np.zeros((20, 8, 8), np.float32), y=np.arange(20) % 2)
+    r = subprocess.run([PUDNET, 'predict', str(digits_checkpoint), str(tmp_path / 'tiny.npz'), '--out', str(tmp_path / 'n.safetensors')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and 'adapting 20 images of (1, 8, 8) to 1x28x28' in r.stdout, r.stderr
+    r = subprocess.run([PUDNET, 'predict', str(digits_checkpoint), str(tmp_path / 'floats.npz')], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'must be uint8' in r.stderr
