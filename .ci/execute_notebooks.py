@@ -8,7 +8,7 @@ from pathlib import Path
 
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
-from fastcore.basics import working_directory
+from fastcore.foundation import working_directory
 
 SKIP = {'slow', 'gpu'}
 
@@ -32,4 +32,7 @@ def run(path: Path):
 
 
 if __name__ == '__main__':
-    for p in sys.argv[1:]: run(Path(p))
+    if len(sys.argv) > 2:  # one fresh process per notebook: no state leaks from one notebook into the next
+        import subprocess
+        for p in sys.argv[1:]: subprocess.run([sys.executable, __file__, p], check=True)
+    else: run(Path(sys.argv[1]))

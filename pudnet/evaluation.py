@@ -133,7 +133,7 @@ def markdown_table(records: list) -> str:
         name = r['method'] + (' (on the Adam tasks)' if r.get('subset') else '')
         ci = '' if math.isnan(r['ci95']) else f" ± {100 * r['ci95']:.2f}"
         sp = r.get('speedup_to_pudnet')
-        sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else f'{sp:,.0f}x')
+        sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else f'{sp:,.0f}x' if sp >= 10 else f'{sp:.2f}x')
         rows.append(f"| {name} | {r['n_tasks']} | {100 * r['mean']:.2f}{ci} | {r['seconds_median']:.3f} | {sp} | {r['device']} |")
     return '\n'.join(rows)
 
