@@ -81,10 +81,11 @@ def shared_data_root() -> Path | None:
 
 # %% ../nbs/00_data.ipynb #3d1fdbdb
 def _decode_webp_npz(z) -> np.ndarray:
-    "Decode a WebP-packed npz (`webp` bytes + `offsets`) to (N, C, H, W) uint8."
-    from torchvision.io import decode_webp
-    buf, off = torch.from_numpy(z['webp']), z['offsets']
-    return torch.stack([decode_webp(buf[off[i]:off[i + 1]]) for i in range(len(off) - 1)]).numpy()
+    "Decode a WebP-packed npz (`webp` bytes + `offsets`) to (N, C, H, W) uint8, with Pillow (lossless: exact pixels)."
+    from PIL import Image
+    buf, off = z['webp'], z['offsets']
+    imgs = [np.asarray(Image.open(io.BytesIO(buf[off[i]:off[i + 1]].tobytes())).convert('RGB')) for i in range(len(off) - 1)]
+    return np.stack(imgs).transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 
 def load_shared(name: str, split: str = 'train', root: str | Path | None = None) -> ImageData:
     "Load `name` ('fashion-mnist', 'cifar10' or 'cifar100') `split` from the shared `.npz` copies."

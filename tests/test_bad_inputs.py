@@ -34,7 +34,7 @@ def rgb_model():
     (torch.zeros(0, 1, 28, 28), 'empty'),
     (torch.full((4, 1, 28, 28), float('inf')), 'NaN or Inf'),
     (torch.zeros(4, 1, 28, 28, dtype=torch.uint8), 'to_float'),
-    (np.zeros((4, 1, 28, 28), dtype=np.float32), 'torch.Tensor'),
+    (np.zeros((4, 1, 28, 28), dtype=np.float32), 'a torch Dataset or a DataLoader'),
 ])
 def test_predict_refuses_bad_images(model, images, message):
     with pytest.raises((ValueError, TypeError), match=None) as e: model.predict(images)

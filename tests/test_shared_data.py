@@ -1,4 +1,7 @@
 """The real datasets in ../shared/datasets: protocols build from them (skipped, with the reason, where they are absent)."""
+import hashlib
+
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +22,9 @@ def test_fashion_set_tasks():
 
 def test_cifar100_decodes_exactly_and_splits_80_20():
     test = load_shared('cifar100', 'test')
+    first_file = np.ascontiguousarray(test.x[:5000].permute(0, 2, 3, 1).numpy()).tobytes()  # the README's checksum is over N x H x W x C
+    assert hashlib.sha256(first_file).hexdigest() == 'b0d44c657c26be3f5270bbdbef84d5d7cbf7bf7f2e3fd2fb2732cecf99ed43ab'
+
     assert test.x.shape == (10000, 3, 32, 32) and torch.bincount(test.y).tolist() == [100] * 100
     data = load_protocol_data('cifar100-set', meta_train=False)
     assert len(data.test_classes) == 20 and 'whale' in [data.test_p.classes[c] for c in data.test_classes]

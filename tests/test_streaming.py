@@ -56,8 +56,8 @@ def _probe(n, mode):
 
 
 def test_streaming_memory_is_bounded_by_the_batch():
-    "60,000 images (188 MB as floats, and ConvNet-3 activations of ~12 GB in one batch) stream through in well under 1 GB."
-    small, large = _probe(2_000, 'stream'), _probe(60_000, 'stream')
-    print(f"streamed predict: 2,000 images peak RSS {small['rss_peak_mb']:.0f} MB; 60,000 images {large['rss_peak_mb']:.0f} MB "
+    "20,000 images (63 MB as floats; ConvNet-3's first activation alone would be 4 GB in one batch) stream in the memory of 2,000."
+    small, large = _probe(2_000, 'stream'), _probe(20_000, 'stream')
+    print(f"streamed predict: 2,000 images peak RSS {small['rss_peak_mb']:.0f} MB; 20,000 images {large['rss_peak_mb']:.0f} MB "
           f"({large['seconds']:.0f} s)")
-    assert large['rss_peak_mb'] - small['rss_peak_mb'] < 150, (small, large)  # 30x the data, (almost) no more memory
+    assert large['rss_peak_mb'] - small['rss_peak_mb'] < 100, (small, large)  # 10x the data, (almost) no more memory
