@@ -182,10 +182,7 @@ def _predict(self: PudNet, images, batch_size: int = 1024) -> nn.Module:
     was_training = self.training
     self.eval()
     try:
-        total, n = 0, 0
-        for x in batches():
-            total, n = total + self.sketch.embed(x).sum(0), n + len(x)
-        sketch = self.sketch.norm(total / n)  # eq. 3, streamed
+        sketch = self.sketch.stream(batches())  # eq. 3, streamed
         weights = {k: w[0] for k, w in self.generate(sketch[None]).items()}
         net = build_target(c.arch, c.in_channels, c.width).to(device)
         net.load_state_dict({**net.state_dict(), **self.shared_tensors(), **weights})

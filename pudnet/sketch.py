@@ -41,8 +41,14 @@ class DatasetSketch(nn.Module):
         if chunk_size is None or len(x) <= chunk_size: return self.norm(self.embed(x).mean(0))
         if self.training and self.batch_dependent:
             raise ValueError("chunked sketches with norm='batch' need eval mode (BatchNorm batch statistics differ per chunk)")
-        total = sum(self.embed(c).sum(0) for c in x.split(chunk_size))
-        return self.norm(total / len(x))
+        return self.stream(x.split(chunk_size))
+
+    def stream(self, batches) -> torch.Tensor:
+        "The sketch of a dataset given as an iterable of batches (N_i, C, H, W): sum of T_phi over batches / count (eq. 3)."
+        total, n = 0, 0
+        for x in batches: total, n = total + self.embed(x).sum(0), n + len(x)
+        if n == 0: raise ValueError("the dataset is empty: a dataset needs at least one image")
+        return self.norm(total / n)
 
     def batch(self, datasets: list) -> torch.Tensor:
         "Sketches of several datasets in one pass (BatchNorm sees all their images): list of (N_i, C, H, W) -> (B, dim)."

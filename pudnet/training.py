@@ -69,10 +69,10 @@ def task_seed(cfg: TrainConfig, step: int, j: int) -> int:
     "Seed of task `j` of step `step`: a function of the run's seed only."
     return cfg.seed * 1_000_003 + step * cfg.tasks_per_step + j
 
-def sample_train_tasks(data: ImageData, train_classes: list, cfg: TrainConfig, step: int) -> list:
-    "The tasks of step `step`."
+def sample_train_tasks(data: ImageData, train_classes: list, cfg: TrainConfig, step: int, rank: int = 0, world: int = 1) -> list:
+    "The tasks of step `step` (with `world` processes: this `rank`'s share, tasks rank, rank+world, ...)."
     return [sample_task(data, None, train_classes, cfg.ways, cfg.p_per_class, cfg.q_per_class, cfg.n_shot, task_seed(cfg, step, j))
-            for j in range(cfg.tasks_per_step)]
+            for j in range(rank, cfg.tasks_per_step, world)]
 
 def task_losses(model: PudNet, tasks: list, train_classes: list, cfg: TrainConfig) -> dict:
     "Mean losses (L_1, L_2, L_3, total) and query accuracy over `tasks`, with gradients."
@@ -166,7 +166,7 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
     bar = progress_bar(steps, leave=True) if progress and rank == 0 and len(steps) else steps
     t0, last_saved = time.perf_counter(), step
     for step in bar:
-        losses = objective(sample_train_tasks(data, train_classes, cfg, step)[rank::world])  # this process's share
+        losses = objective(sample_train_tasks(data, train_classes, cfg, step, rank, world))  # this process's share
         stats = torch.stack([torch.as_tensor(losses[k], dtype=torch.float64).detach().to(device) for k in HISTORY_KEYS[1:6]])
         if world > 1: dist.all_reduce(stats); stats /= world  # the global means, identical on every process
         if not torch.isfinite(stats[0]):
