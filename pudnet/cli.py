@@ -21,7 +21,7 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig, meta_train
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'demo', 'train', 'evaluate', 'predict', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'demo', 'train', 'evaluate', 'predict', 'bench', 'main']
 
 # %% ../nbs/11_cli.ipynb #03ef0e70
 def _epochs(text: str) -> tuple:
@@ -168,7 +168,21 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     return net
 
 # %% ../nbs/11_cli.ipynb #35b6c312
-COMMANDS = {'demo': demo, 'train': train, 'evaluate': evaluate, 'predict': predict}
+def bench(preset: str = 'gpu',  # gpu, cpu, ablations-cpu or smoke (see the bench chapter)
+          out: str = 'runs/bench',  # folder for records.json, curves.json and log.txt
+          budget: float = None,  # seconds for the whole run (default: the preset's)
+          protocols: str = None,  # comma-separated protocols (default: the preset's)
+          arch: str = None,  # target network (default: the preset's)
+          n_tasks: int = None,  # test tasks per protocol
+          scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
+          device: str = 'auto'):  # auto, cpu or cuda
+    "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
+    from pudnet.bench import bench_config, run_bench
+    cfg = bench_config(preset, budget=budget, arch=arch, n_tasks=n_tasks, scratch_tasks=scratch_tasks,
+                       protocols=tuple(protocols.split(',')) if protocols else None)
+    return run_bench(cfg, out, device)
+
+COMMANDS = {'demo': demo, 'train': train, 'evaluate': evaluate, 'predict': predict, 'bench': bench}
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, TypeError)
 
 def main(argv: list | None = None) -> int:

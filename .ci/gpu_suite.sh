@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's ONE GPU suite: `pudnet bench --preset gpu` (ResNet-18 rows on cifar100-set, cifar100-to-cifar10 and
+# fashion-set, every baseline, a ResNet-34 row), about 7 minutes on an H100, records + log under OUT.
+#   bash .ci/gpu_suite.sh OUT [DATA] [extra pudnet bench options]
+# DATA: a folder with the shared-datasets layout (default $PUDNET_DATA or ../shared/datasets).
+# On the lent GPU machine (torch there, no fastcore/fastprogress): wheels in .whl/ are installed first;
+# the data travels in three parts made by .ci/pack_gpu_data.py (see README, "GPU suite").
+set -uo pipefail
+OUT=${1:?usage: bash .ci/gpu_suite.sh OUT [DATA] [options]}; shift
+DATA=${1:-${PUDNET_DATA:-../shared/datasets}}; [ $# -gt 0 ] && shift
+mkdir -p "$OUT"
+if [ -d .whl ] && ! python3 -c "import fastcore, fastprogress" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PUDNET_DATA=$DATA PYTHONUNBUFFERED=1
+(nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
+python3 -c "import sys; from pudnet.cli import main; sys.exit(main())" bench --preset gpu --out "$OUT" "$@" 2>&1 | tee "$OUT/console.log"
