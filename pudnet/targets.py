@@ -58,7 +58,7 @@ def shared_parameters(net: nn.Module) -> dict:
 
 def feature_dim(net: nn.Module, in_channels: int, size: int) -> int:
     "Length of the feature vector `net` gives for `size` x `size` images."
-    with torch.no_grad(): return net.eval()(torch.zeros(2, in_channels, size, size)).shape[1]
+    with torch.no_grad(): return net.eval()(torch.zeros(2, in_channels, size, size, device=next(net.parameters()).device)).shape[1]
 
 # %% ../nbs/04_targets.ipynb #6c984cec
 def fresh_bn_buffers(net: nn.Module, device=None) -> dict:
