@@ -70,10 +70,10 @@ class BenchConfig:
 
 PRESETS = {
     'gpu': BenchConfig(scratch_batch=128),
-    'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10'), arch='convnet3', extra_archs=(), budget=2700,
-                       n_tasks=40, fewshot_tasks=100, scratch_tasks=2, epochs=(1, 5, 10, 30), finetune_epochs=(1, 5),
+    'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10'), arch='convnet3', extra_archs=(), budget=1500,
+                       n_tasks=30, fewshot_tasks=60, scratch_tasks=2, epochs=(1, 5, 10), finetune_epochs=(1, 5),
                        tasks_per_step=4, p_per_class=40, curve_points=5, curve_tasks=3, amp=False),
-    'ablations-cpu': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=(), budget=900, n_tasks=100,
+    'ablations-cpu': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=(), budget=600, n_tasks=100,
                                  scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
                                  ablations=tuple(ABLATIONS), shares={'pudnet': 0.07, 'ablation': 0.07, 'pretrained': 0.03,
                                                                      'meta_baseline': 0.02, 'protonet': 0.03}),
@@ -113,7 +113,7 @@ class Bench:
     def share(self, key: str) -> float: return self.source_budget * self.cfg.shares.get(key, 0.0)
     def start_source(self, weight: float, weights_left: float) -> None:
         "Give the next source dataset `weight / weights_left` of the time left, with its own deadline."
-        self.source_budget = max(self.left(), 0.0) * weight / weights_left
+        self.source_budget = max(self.end - time.perf_counter(), 0.0) * weight / weights_left
         self.deadline = time.perf_counter() + self.source_budget
     def add(self, protocol: str, method: str, arch: str, tasks: list, accs: list, seconds: list, **extra) -> dict:
         "Append a record (see `make_record`) and rewrite records.json."
