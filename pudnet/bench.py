@@ -65,6 +65,8 @@ class BenchConfig:
     lr: float = 1e-3
     amp: bool = True
     seed: int = 0
+    max_steps: int | None = None  # cap on meta-training / episodic steps (None: the budget decides)
+    max_epochs: int | None = None  # cap on Pretrained's epochs
     shares: dict = field(default_factory=lambda: {'pudnet': 0.30, 'extra_arch': 0.06, 'ablation': 0.04, 'pretrained': 0.07,
                                                    'meta_baseline': 0.03, 'protonet': 0.07})
 
@@ -78,7 +80,7 @@ PRESETS = {
                                  ablations=tuple(ABLATIONS), shares={'pudnet': 0.07, 'ablation': 0.07, 'pretrained': 0.03,
                                                                      'meta_baseline': 0.02, 'protonet': 0.03}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
-                         budget=20, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
+                         budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
                          curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
 }
 
@@ -145,8 +147,8 @@ def _model_config(cfg: BenchConfig, arch: str, pool: DevicePool, **changes) -> P
     return PudNetConfig(arch=arch, in_channels=c, image_size=size, n_train_classes=len(pool.classes), width=cfg.width,
                         gen_rank=cfg.gen_rank, **changes)
 
-def _train_config(cfg: BenchConfig, ways: int, steps: int = 10**9, **changes) -> TrainConfig:
-    return TrainConfig(steps=steps, tasks_per_step=cfg.tasks_per_step, ways=ways, p_per_class=cfg.p_per_class,
+def _train_config(cfg: BenchConfig, ways: int, **changes) -> TrainConfig:
+    return TrainConfig(steps=cfg.max_steps or 10**9, tasks_per_step=cfg.tasks_per_step, ways=ways, p_per_class=cfg.p_per_class,
                        q_per_class=cfg.q_per_class, n_shot=min(10, cfg.p_per_class), lr=cfg.lr, seed=cfg.seed, **changes)
 
 def _score(model: PudNet, tasks: list, device, amp: bool) -> dict:
@@ -280,7 +282,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
     # 2. random network, Pretrained, Meta-Baseline, ProtoNet
     from pudnet.meta_baselines import _features_net
     bench.part('random network', lambda: score_net('Random network (untrained)', _features_net(pool, arch, cfg.width, cfg.seed)[0]))
-    pre = bench.part('Pretrained training', train_pretrained, pool, arch, cfg.width, 10**6, bench.share('pretrained'),
+    pre = bench.part('Pretrained training', train_pretrained, pool, arch, cfg.width, cfg.max_epochs or 10**6, bench.share('pretrained'),
                      amp=cfg.amp, seed=cfg.seed, need=5)
     if pre: bench.part('Pretrained scoring', score_net, 'Pretrained', *pre)
     if pre:
@@ -321,7 +323,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
     variants += [(f'PudNet {name}', arch, *ABLATIONS[name], 'ablation') for name in cfg.ablations]
     for method, a, mch, tch, share in variants:
         tch = {**tch}
-        res = bench.part(f'{method} {a} meta-training', train_pudnet, bench, f'{main} {a} {method}', a, pool, ways, bench.share(share),
+        res = bench.part(f'{method} {a} meta-training', train_pudnet, bench, f'{main} {a} {method} ({share})', a, pool, ways, bench.share(share),
                          [], mch, tch, need=min(5, bench.share(share)))
         if res:
             m, info = res

@@ -1,0 +1,45 @@
+"""The bench and the GPU suite, smoke-tested on CPU: the same script and code paths the GPU runs, with the `smoke` preset."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PUDNET
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED = ['PudNet', 'Random network (untrained)', 'Pretrained', 'Meta-Baseline', 'ProtoNet', 'Adam scratch 1 ep', 'Adam scratch 2 ep',
+            'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL']
+
+
+def test_gpu_suite_script_smoke_on_cpu(tmp_path):
+    "`.ci/gpu_suite.sh` (the GPU suite) runs end to end on CPU with the smoke preset and writes records, curves and a log."
+    env = {**os.environ, 'PATH': f"{Path(sys.executable).parent}:{os.environ['PATH']}", 'PUDNET_COMMIT': 'test'}
+    out = tmp_path / 'out'
+    r = subprocess.run(['bash', '.ci/gpu_suite.sh', str(out), str(tmp_path / 'no-data'), '--preset', 'smoke', '--device', 'cpu'],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} >= {'records.json', 'curves.json', 'log.txt', 'console.log', 'nvidia-smi.txt'}
+    records = json.loads((out / 'records.json').read_text())
+    assert not [x for x in records if 'failed' in x or 'skipped' in x], [x for x in records if 'failed' in x or 'skipped' in x]
+    methods = {x['method'] for x in records}
+    for m in EXPECTED: assert m in methods, (m, sorted(methods))
+    main = [x for x in records if x['protocol'] == 'digits-set' and not x.get('subset') and x['arch'] == 'convnet3'
+            and x['method'] in ('PudNet', 'Pretrained', 'ProtoNet', 'Meta-Baseline', 'Random network (untrained)')]
+    assert len({tuple(x['seeds']) for x in main}) == 1, 'every method must be scored on the same tasks'
+    for x in records:
+        assert 0 <= x['mean'] <= 1 and x['commit'] == 'test' and x['torch'] and x['device']
+    curves = json.loads((out / 'curves.json').read_text())
+    hist = curves['digits-set convnet3 PudNet']['history']
+    assert len(hist) == 20 and all(h['loss'] == h['loss'] for h in hist)  # max_steps=20, finite losses
+
+
+def test_bench_bad_preset_is_a_clear_error(tmp_path):
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'tpu', '--out', str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'unknown preset' in r.stderr and 'gpu' in r.stderr, r.stderr
+
+
+def test_bench_unknown_protocol_is_a_clear_error(tmp_path):
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--protocols', 'imagenet-set', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'unknown protocol' in r.stderr, r.stderr
