@@ -4,6 +4,7 @@ Needs Debian's chromium (/usr/bin/chromium, or $PUDNET_CHROMIUM) and the `playwr
 never `playwright install`. Without them the test is skipped with the reason. Screenshot: runs/browser-test/widget.png
 (set PUDNET_UPDATE_SCREENSHOT=1 to also refresh the committed nbs/images/widget.png).
 """
+import json
 import os
 import shutil
 import signal
@@ -37,13 +38,23 @@ def _kill_group(proc: subprocess.Popen):
         except subprocess.TimeoutExpired: pass
 
 
+def _shutdown_kernels(base: str, token: str):
+    "Ask the server to stop its kernels (they run in their own sessions, outside the server's process group)."
+    try:
+        with urllib.request.urlopen(f'{base}/api/kernels?token={token}', timeout=5) as r: kernels = json.load(r)
+        for k in kernels:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method='DELETE'), timeout=10)
+    except OSError: pass
+
+
 @pytest.fixture
-def jupyterlab(tmp_path, digits_checkpoint):
+def jupyterlab(tmp_path, request):
     "JupyterLab on 127.0.0.1 serving a copy of the demo notebook; its demo checkpoint is pre-cached (a short real training)."
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium) to run the browser test")
     try: import playwright.sync_api  # noqa: F401
     except ImportError as e: pytest.skip(f"the playwright Python package is not installed ({e}): pip install -e '.[dev]'")
+    digits_checkpoint = request.getfixturevalue('digits_checkpoint')  # only once we know the test can run
     work, cache = tmp_path / 'lab', tmp_path / 'cache'
     work.mkdir(); cache.mkdir()
     shutil.copy(REPO / 'nbs' / '13_demo.ipynb', work / 'demo.ipynb')  # a copy: the browser saves outputs into it
@@ -71,6 +82,7 @@ def jupyterlab(tmp_path, digits_checkpoint):
                 time.sleep(0.5)
         yield f'http://127.0.0.1:{port}/lab/tree/demo.ipynb?token={token}'
     finally:
+        _shutdown_kernels(f'http://127.0.0.1:{port}', token)
         _kill_group(proc)
         log.close()
 
