@@ -34,8 +34,9 @@ def _accuracy(net: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return correct / len(y)
 
 def train_from_scratch(task: Task, arch: str = 'convnet3', epochs=(1, 10, 30), lr: float = 1e-3, batch_size: int = 32,
-                       gc: bool = False, seed: int = 0, width: int = 64, device='cpu') -> dict:
+                       gc: bool = False, seed: int = 0, width: int = 64, device='cpu', on_epoch=None) -> dict:
     "Train `arch` + linear head from random init on all of P (Adam, optionally GC); Q accuracy and seconds at each of `epochs`."
+    # on_epoch(epoch, acc, seconds, net, head), if given, is called at each of `epochs`; returning True stops training there
     epochs = sorted(set(int(e) for e in epochs))
     if not epochs or epochs[0] < 1: raise ValueError(f"epochs must be positive integers, got {epochs}")
     torch.manual_seed(seed)
@@ -60,5 +61,7 @@ def train_from_scratch(task: Task, arch: str = 'convnet3', epochs=(1, 10, 30), l
             opt.step()
         if device != 'cpu' and torch.cuda.is_available(): torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
-        if epoch in epochs: acc[epoch], seconds[epoch] = _accuracy(net, head, qx, qy), elapsed
+        if epoch in epochs:
+            acc[epoch], seconds[epoch] = _accuracy(net, head, qx, qy), elapsed
+            if on_epoch is not None and on_epoch(epoch, acc[epoch], elapsed, net, head): break
     return {'acc': acc, 'seconds': seconds}
