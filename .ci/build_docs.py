@@ -131,7 +131,8 @@ def convert(path: Path, module: str | None) -> dict:
 
 def check(stats: dict):
     "Fail unless every notebook has a page, every show_doc rendered, and every plotly figure has its script."
-    assert (SITE / 'assets' / 'plotly.min.js').stat().st_size > 1_000_000, 'plotly.js missing from the site'
+    js = SITE / 'assets' / 'plotly.min.js'
+    if not js.exists() or js.stat().st_size < 1_000_000: raise SystemExit(f"FAIL: plotly.js missing from the site ({js})")
     for name, s in stats.items():
         page = SITE / ('index.html' if name == 'index' else f'{name}/index.html')
         if not page.exists(): raise SystemExit(f"FAIL: no page for nbs/{name}.ipynb ({page})")
