@@ -111,8 +111,12 @@ class Bench:
         line = f"[{time.perf_counter() - self.t0:7.1f}s] {msg}"
         print(line, flush=True)
         with open(self.out / 'log.txt', 'a') as f: f.write(line + '\n')
-    def left(self) -> float: return min(self.deadline, self.end) - time.perf_counter()
-    def share(self, key: str) -> float: return self.source_budget * self.cfg.shares.get(key, 0.0)
+    def left(self) -> float:
+        "Seconds left before the current source's deadline (or the run's end)."
+        return min(self.deadline, self.end) - time.perf_counter()
+    def share(self, key: str) -> float:
+        "Seconds of the current source's budget given to trainer `key`."
+        return self.source_budget * self.cfg.shares.get(key, 0.0)
     def start_source(self, weight: float, weights_left: float) -> None:
         "Give the next source dataset `weight / weights_left` of the time left, with its own deadline."
         self.source_budget = max(self.end - time.perf_counter(), 0.0) * weight / weights_left
@@ -126,8 +130,10 @@ class Bench:
         self.log(f"{protocol:<20} {arch:<9} {method:<34} {100 * r['mean']:6.2f}{ci} % ({r['n_tasks']} tasks, {r['seconds_median']:.4f} s)")
         return r
     def skip(self, what: str, why: str) -> None:
+        "Record and log that `what` was skipped, and why."
         self.records.append({'skipped': what, 'why': why, 'commit': self.commit}); self.save(); self.log(f"SKIPPED {what}: {why}")
     def save(self) -> None:
+        "Rewrite records.json and curves.json atomically."
         atomic_write_bytes(self.out / 'records.json', (json.dumps(self.records, indent=1) + '\n').encode())
         atomic_write_bytes(self.out / 'curves.json', (json.dumps(self.curves) + '\n').encode())
     def part(self, name: str, fn, *args, need: float = 0.0, **kwargs):

@@ -54,7 +54,9 @@ class PudNetConfig:
         if self.gen_rank is not None and self.gen_rank < 1: raise ValueError(f"gen_rank must be None or >= 1, got {self.gen_rank}")
         if not 0 <= self.eta <= 1: raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
 
-    def to_json(self) -> str: return json.dumps(asdict(self), sort_keys=True)
+    def to_json(self) -> str:
+        "The config as a JSON string (sorted keys), as saved beside the weights."
+        return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PudNetConfig:
@@ -209,7 +211,9 @@ class PrototypeClassifier(nn.Module):
         if n_way < 2: raise ValueError("prototype classification needs labelled images of at least 2 classes")
         return cls(net, class_centroids(net.eval()(x), y, n_way), tau)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return prototype_logits(self.net(x), self.centroids, self.tau)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "Logits of images `x` over the labelled classes: scaled cosine similarity to each centroid."
+        return prototype_logits(self.net(x), self.centroids, self.tau)
 
 # %% ../nbs/07_core.ipynb #e67b6d81
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

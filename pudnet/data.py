@@ -42,7 +42,9 @@ class ImageData:
     def __len__(self): return len(self.x)
 
     @property
-    def shape(self): return tuple(self.x.shape[1:])
+    def shape(self):
+        "Shape of one image: (C, H, W)."
+        return tuple(self.x.shape[1:])
 
     def select(self, classes) -> ImageData:
         "The images of `classes` (label ids), labels unchanged."

@@ -29,11 +29,17 @@ class Task:
     seed: int = 0
 
     @property
-    def ways(self): return len(self.classes)
+    def ways(self):
+        "Number of classes in the task."
+        return len(self.classes)
     @property
-    def shot_x(self): return self.p_x[self.shot_idx]
+    def shot_x(self):
+        "The labelled images of P (`n_shot` per class)."
+        return self.p_x[self.shot_idx]
     @property
-    def shot_y(self): return self.p_y[self.shot_idx]
+    def shot_y(self):
+        "Labels of the labelled images of P."
+        return self.p_y[self.shot_idx]
     def __repr__(self): return (f"Task({self.ways}-way, |P|={len(self.p_x)} ({len(self.shot_idx)} labelled), "
                                 f"|Q|={len(self.q_x)}, classes={self.classes}, seed={self.seed})")
 
