@@ -29,17 +29,20 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks, sample_task
 from .training import TrainConfig
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet', 'time_predict', 'finetune_predicted',
-           'bench_source', 'run_bench']
+__all__ = ['ABLATIONS', 'TABLE_VI', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet', 'time_predict',
+           'finetune_predicted', 'bench_source', 'run_bench']
 
 # %% ../nbs/16_bench.ipynb #a39fae5b
 ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
+    'full PudNet': ({}, {}),  # the reference: trained like every other variant, on the same tasks and steps
     'w/o context': ({'use_context': False}, {}),
     'metric loss only': ({}, {'use_head_loss': False, 'use_kl_loss': False}),
     'w/o KL': ({}, {'use_kl_loss': False}),
     'eta=0': ({'eta': 0.0}, {}), 'eta=0.2': ({'eta': 0.2}, {}), 'eta=0.5': ({'eta': 0.5}, {}), 'eta=0.8': ({'eta': 0.8}, {}),
     'fan-in scaling off': ({'fan_in_scale': False}, {}),
+    'lr=3e-4': ({}, {'lr': 3e-4}), 'lr=3e-3': ({}, {'lr': 3e-3}),  # tuning rows: is the paper's 1e-3 right for us?
 }
+TABLE_VI = ('full PudNet', 'w/o context', 'metric loss only', 'w/o KL', 'eta=0', 'eta=0.2', 'eta=0.5', 'eta=0.8', 'fan-in scaling off')
 
 @dataclass
 class BenchConfig:
@@ -47,7 +50,8 @@ class BenchConfig:
     protocols: tuple = ('cifar100-set', 'cifar100-to-cifar10', 'fashion-set')
     arch: str = 'resnet18'
     extra_archs: tuple = ('resnet34',)  # PudNet-only rows (Table VII), on the first protocol of each source
-    ablations: tuple = ()  # names from ABLATIONS, on the first protocol of each source
+    ablations: tuple = ()  # names from ABLATIONS, on the first protocol of each source (all trained for the same steps)
+    ablation_arch: str | None = None  # target of the ablation rows (None: `arch`)
     budget: float = 420.0  # seconds for the whole run (data loading excluded)
     n_tasks: int = 100  # test tasks per protocol (capped by the protocol's own count)
     fewshot_tasks: int = 200  # 5-way 1-/5-shot tasks (cifar100-set only)
@@ -71,14 +75,15 @@ class BenchConfig:
                                                    'meta_baseline': 0.03, 'protonet': 0.07})
 
 PRESETS = {
-    'gpu': BenchConfig(scratch_batch=128),
-    'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10'), arch='convnet3', extra_archs=(), budget=1500,
+    'gpu': BenchConfig(scratch_batch=128, budget=460, ablations=tuple(ABLATIONS), ablation_arch='convnet3',
+                       shares={'pudnet': 0.24, 'extra_arch': 0.05, 'ablation': 0.018, 'pretrained': 0.06, 'meta_baseline': 0.03,
+                               'protonet': 0.06}),
+    'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set'), arch='convnet3', extra_archs=(), budget=2400,
                        n_tasks=30, fewshot_tasks=60, scratch_tasks=2, epochs=(1, 5, 10), finetune_epochs=(1, 5),
                        tasks_per_step=4, p_per_class=40, curve_points=5, curve_tasks=3, amp=False),
-    'ablations-cpu': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=(), budget=600, n_tasks=100,
-                                 scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
-                                 ablations=tuple(ABLATIONS), shares={'pudnet': 0.07, 'ablation': 0.07, 'pretrained': 0.03,
-                                                                     'meta_baseline': 0.02, 'protonet': 0.03}),
+    'ablations-cpu': BenchConfig(protocols=('fashion-set',), arch='convnet3', extra_archs=(), budget=1500, n_tasks=40,
+                                 scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False, ablations=TABLE_VI,
+                                 shares={'pudnet': 0.05, 'ablation': 0.055, 'pretrained': 0.04, 'meta_baseline': 0.02, 'protonet': 0.04}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
                          curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
@@ -94,6 +99,7 @@ def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
     for p in cfg.protocols: get_protocol(p)
     bad = [a for a in cfg.ablations if a not in ABLATIONS]
     if bad: raise ValueError(f"unknown ablations {bad}; choose from {list(ABLATIONS)}")
+    if cfg.ablations and 'full PudNet' not in cfg.ablations: cfg = replace(cfg, ablations=('full PudNet', *cfg.ablations))
     return cfg
 
 # %% ../nbs/16_bench.ipynb #67d1d574
@@ -154,8 +160,9 @@ def _model_config(cfg: BenchConfig, arch: str, pool: DevicePool, **changes) -> P
                         gen_rank=cfg.gen_rank, **changes)
 
 def _train_config(cfg: BenchConfig, ways: int, **changes) -> TrainConfig:
-    return TrainConfig(steps=cfg.max_steps or 10**9, tasks_per_step=cfg.tasks_per_step, ways=ways, p_per_class=cfg.p_per_class,
-                       q_per_class=cfg.q_per_class, n_shot=min(10, cfg.p_per_class), lr=cfg.lr, seed=cfg.seed, **changes)
+    settings = dict(steps=cfg.max_steps or 10**9, tasks_per_step=cfg.tasks_per_step, ways=ways, p_per_class=cfg.p_per_class,
+                    q_per_class=cfg.q_per_class, n_shot=min(10, cfg.p_per_class), lr=cfg.lr, seed=cfg.seed)
+    return TrainConfig(**{**settings, **changes})
 
 def _score(model: PudNet, tasks: list, device, amp: bool) -> dict:
     fp = FastPredictor(model, amp=amp)
@@ -298,7 +305,30 @@ def bench_source(bench: Bench, protocols: list) -> None:
     pn = bench.part('ProtoNet training', train_protonet, pool, _train_config(cfg, ways), arch, cfg.width, bench.share('protonet'),
                     amp=cfg.amp, need=5)
     if pn: bench.part('ProtoNet scoring', score_net, 'ProtoNet', *pn)
-    # 3. Adam / GC from scratch and fine-tuning, on the first scratch_tasks tasks of each protocol
+    # 3. other targets and ablations: PudNet only, on the main protocol. The ablation rows ('full PudNet' first) all train
+    #    for the steps the reference reached in its time share, so they differ only in the switch they flip.
+    variants = [(f'PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
+    abl_arch = cfg.ablation_arch or arch
+    variants += [(f'PudNet {name}' if name != 'full PudNet' else 'PudNet (ablation reference)', abl_arch, *ABLATIONS[name], 'ablation')
+                 for name in cfg.ablations]
+    ref_steps = None
+    for method, a, mch, tch, share in variants:
+        tch, budget = {**tch}, bench.share(share)
+        if share == 'ablation' and ref_steps: tch['steps'], budget = ref_steps, 3 * budget  # same steps; time only as a safety cap
+        res = bench.part(f'{method} {a} meta-training', train_pudnet, bench, f'{main} {a} {method} ({share})', a, pool, ways, budget,
+                         [], mch, tch, need=min(5, bench.share(share)))
+        if res:
+            m, info = res
+            if share == 'ablation' and ref_steps is None: ref_steps = info['steps']
+            short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
+            def score_variant():
+                s = _score(m, tasks[main], dev, cfg.amp)
+                bench.add(main, method, a, tasks[main], s['acc'], s['seconds'], **short, variant={**mch, **tch},
+                          group='ablation' if share == 'ablation' else 'target')
+            bench.part(f'{method} {a} scoring', score_variant)
+            del m
+        if dev.type == 'cuda': torch.cuda.empty_cache()
+    # 4. Adam / GC from scratch and fine-tuning, on the first scratch_tasks tasks of each protocol
     for n, ts in tasks.items():
         sub = ts[:cfg.scratch_tasks]
         if not sub: continue
@@ -324,22 +354,6 @@ def bench_source(bench: Bench, protocols: list) -> None:
                     bench.add(n, f'PudNet + fine-tuning {e} ep', arch, sub, [r['acc'][e] for r in runs], [r['seconds'][e] for r in runs],
                               epochs=e, batch_size=cfg.scratch_batch)
             bench.part(f'fine-tuning on {n}', finetune, need=1)
-    # 4. other targets and ablations: PudNet only, on the main protocol
-    variants = [(f'PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
-    variants += [(f'PudNet {name}', arch, *ABLATIONS[name], 'ablation') for name in cfg.ablations]
-    for method, a, mch, tch, share in variants:
-        tch = {**tch}
-        res = bench.part(f'{method} {a} meta-training', train_pudnet, bench, f'{main} {a} {method} ({share})', a, pool, ways, bench.share(share),
-                         [], mch, tch, need=min(5, bench.share(share)))
-        if res:
-            m, info = res
-            short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
-            def score_variant():
-                s = _score(m, tasks[main], dev, cfg.amp)
-                bench.add(main, method, a, tasks[main], s['acc'], s['seconds'], **short, variant={**mch, **tch})
-            bench.part(f'{method} {a} scoring', score_variant)
-            del m
-        if dev.type == 'cuda': torch.cuda.empty_cache()
 
 # %% ../nbs/16_bench.ipynb #0650f0d4
 def run_bench(cfg: BenchConfig, out, device='auto') -> list:

@@ -29,6 +29,9 @@ def test_gpu_suite_script_smoke_on_cpu(tmp_path):
     assert len({tuple(x['seeds']) for x in main}) == 1, 'every method must be scored on the same tasks'
     for x in records:
         assert 0 <= x['mean'] <= 1 and x['commit'] == 'test' and x['torch'] and x['device']
+    ablation = {x['method']: x for x in records if x.get('group') == 'ablation'}
+    assert set(ablation) == {'PudNet (ablation reference)', 'PudNet w/o KL'}, sorted(ablation)
+    assert ablation['PudNet w/o KL']['steps'] == ablation['PudNet (ablation reference)']['steps']  # variants train as long as the reference
     curves = json.loads((out / 'curves.json').read_text())
     hist = curves['digits-set convnet3 PudNet']['history']
     assert len(hist) == 20 and all(h['loss'] == h['loss'] for h in hist)  # max_steps=20, finite losses
