@@ -75,7 +75,7 @@ class BenchConfig:
                                                    'meta_baseline': 0.03, 'protonet': 0.07})
 
 PRESETS = {
-    'gpu': BenchConfig(scratch_batch=128, budget=460, ablations=tuple(ABLATIONS), ablation_arch='convnet3',
+    'gpu': BenchConfig(scratch_batch=128, budget=450, fewshot_tasks=100, ablations=tuple(ABLATIONS), ablation_arch='convnet3',
                        shares={'pudnet': 0.24, 'extra_arch': 0.05, 'ablation': 0.018, 'pretrained': 0.06, 'meta_baseline': 0.03,
                                'protonet': 0.06}),
     'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set'), arch='convnet3', extra_archs=(), budget=2400,
