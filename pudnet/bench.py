@@ -84,6 +84,10 @@ PRESETS = {
     'ablations-cpu': BenchConfig(protocols=('fashion-set',), arch='convnet3', extra_archs=(), budget=1500, n_tasks=40,
                                  scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False, ablations=TABLE_VI,
                                  shares={'pudnet': 0.05, 'ablation': 0.055, 'pretrained': 0.04, 'meta_baseline': 0.02, 'protonet': 0.04}),
+    # a follow-up GPU run, after the `gpu` run's ablations found the head and KL losses hurting at short budgets:
+    # ResNet-18 on cifar100-set, full PudNet vs metric-only vs w/o KL, each for the same (longer) number of steps
+    'gpu-losses': BenchConfig(protocols=('cifar100-set',), extra_archs=(), ablations=('metric loss only', 'w/o KL'), budget=230,
+                              fewshot_tasks=0, scratch_tasks=0, curve_points=0, shares={'ablation': 0.3}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
                          curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
