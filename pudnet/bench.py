@@ -146,8 +146,9 @@ class Bench:
         "Rewrite records.json and curves.json atomically."
         atomic_write_bytes(self.out / 'records.json', (json.dumps(self.records, indent=1) + '\n').encode())
         atomic_write_bytes(self.out / 'curves.json', (json.dumps(self.curves) + '\n').encode())
-    def part(self, name: str, fn, *args, need: float = 0.0, **kwargs):
-        "Run `fn` unless fewer than `need` seconds are left; log and keep going on an exception."
+    def part(self, name: str, fn, *args, need: float = 0.0, share: str = None, **kwargs):
+        "Run `fn` unless fewer than `need` seconds are left (or trainer `share` has no share); log and keep going on an exception."
+        if share is not None and self.share(share) <= 0: self.skip(name, f"not in this preset (no '{share}' share)"); return None
         if self.left() < need: self.skip(name, f"time budget: {self.left():.0f} s left, {need:.0f} s needed"); return None
         try:
             t = time.perf_counter(); out = fn(*args, **kwargs)
@@ -282,7 +283,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
 
     # 1. PudNet
     trained = bench.part(f'PudNet {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} PudNet', arch, pool, ways,
-                         bench.share('pudnet'), curve_tasks, need=10)
+                         bench.share('pudnet'), curve_tasks, need=10, share='pudnet')
     pud = {}
     if trained:
         model, info = trained
@@ -300,14 +301,14 @@ def bench_source(bench: Bench, protocols: list) -> None:
     from pudnet.meta_baselines import _features_net
     bench.part('random network', lambda: score_net('Random network (untrained)', _features_net(pool, arch, cfg.width, cfg.seed)[0]))
     pre = bench.part('Pretrained training', train_pretrained, pool, arch, cfg.width, cfg.max_epochs or 10**6, bench.share('pretrained'),
-                     amp=cfg.amp, seed=cfg.seed, need=5)
+                     amp=cfg.amp, seed=cfg.seed, need=5, share='pretrained')
     if pre: bench.part('Pretrained scoring', score_net, 'Pretrained', *pre)
     if pre:
         mb = bench.part('Meta-Baseline training', train_meta_baseline, pre[0], pool, _train_config(cfg, ways), bench.share('meta_baseline'),
-                        amp=cfg.amp, need=5)
+                        amp=cfg.amp, need=5, share='meta_baseline')
         if mb: bench.part('Meta-Baseline scoring', score_net, 'Meta-Baseline', *mb)
     pn = bench.part('ProtoNet training', train_protonet, pool, _train_config(cfg, ways), arch, cfg.width, bench.share('protonet'),
-                    amp=cfg.amp, need=5)
+                    amp=cfg.amp, need=5, share='protonet')
     if pn: bench.part('ProtoNet scoring', score_net, 'ProtoNet', *pn)
     # 3. other targets and ablations: PudNet only, on the main protocol. The ablation rows ('full PudNet' first) all train
     #    for the steps the reference reached in its time share, so they differ only in the switch they flip.
