@@ -36,8 +36,9 @@ _re_directive = re.compile(r'^#\|\s*([\w-]+):?\s*(.*)$')
 
 
 def notebooks() -> list:
-    "The notebooks the site renders: every nbs/*.ipynb not starting with '_' or '.' (as nbdev skips them)."
-    return sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    "The notebooks the site renders: every nbs/**/*.ipynb with no path part starting with '_' or '.' (as nbdev skips them)."
+    nbs = ROOT / 'nbs'
+    return sorted(p for p in nbs.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(nbs).parts))
 
 
 def nbdev_process():
@@ -125,7 +126,9 @@ def convert(path: Path, module: str | None) -> dict:
         cells.append(cell)
     nb.cells = cells
     nb.metadata.pop('widgets', None)
-    write_nb(nb, SRC / path.name)
+    dest = SRC / path.relative_to(PROC)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_nb(nb, dest)
     return {'show_doc': documented, 'figures': n_fig}
 
 
@@ -153,9 +156,10 @@ def main():
     shutil.copy(Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js', SRC / 'assets' / 'plotly.min.js')
     stats = {}
     for src in notebooks():
-        proc = PROC / src.name
+        rel = src.relative_to(ROOT / 'nbs')
+        proc = PROC / rel
         if not proc.exists(): raise SystemExit(f"FAIL: nbdev did not process {src}")
-        stats[src.stem] = convert(proc, _module(src))
+        stats[rel.with_suffix('').as_posix()] = convert(proc, _module(src))
     shutil.rmtree(SITE, ignore_errors=True)
     r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict', '-f', str(ROOT / 'mkdocs.yml')], cwd=ROOT)
     if r.returncode: raise SystemExit(f"FAIL: mkdocs build --strict exited with {r.returncode}")

@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 # %% auto #0
-__all__ = ['PUDNET_COLOR', 'OTHER_COLOR', 'load_run', 'pick', 'fmt_acc', 'results_table', 'methods_figure', 'ablation_figure',
-           'scratch_figure', 'curves_figure']
+__all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'load_run', 'pick', 'fmt_acc', 'results_table', 'methods_figure',
+           'ablation_figure', 'scratch_figure', 'curves_figure']
 
 # %% ../nbs/17_results.ipynb #36e18352
 def load_run(folder) -> dict:
@@ -30,12 +30,14 @@ def load_run(folder) -> dict:
             'failed': [r for r in raw if 'failed' in r], 'curves': curves, 'log': log, 'folder': str(folder)}
 
 # %% ../nbs/17_results.ipynb #d318b4b6
+SCRATCH_METHODS = ('Adam scratch', 'GC scratch', 'PudNet + fine-tuning')  # rows measured on the scratch-task subset only
+
 def pick(records: list, protocol: str = None, method: str = None, arch: str = None, group: str | None = 'main') -> list:
     """The records matching `protocol`, `method` and `arch` (None: any). `group`: 'main' (full test-task rows of the
     main comparison), 'ablation', 'target' (other targets), 'scratch' (the scratch-task subset), or None (all)."""
     def kind(r):
         if r.get('group'): return r['group']
-        return 'scratch' if r.get('subset') or r.get('epochs') else 'main'
+        return 'scratch' if r.get('subset') or r['method'].startswith(SCRATCH_METHODS) else 'main'
     return [r for r in records if (protocol is None or r['protocol'] == protocol) and (method is None or r['method'] == method)
             and (arch is None or r['arch'] == arch) and (group is None or kind(r) == group)]
 
