@@ -52,7 +52,9 @@ class DevicePool:
         self.x = data.x.to(self.device)  # uint8 (N, C, H, W)
         self.table = torch.stack([r[:n] for r in rows]).to(self.device)  # (n_classes, n)
     @property
-    def per_class(self) -> int: return self.table.shape[1]
+    def per_class(self) -> int:
+        "Images per class in the index table (as many as the smallest class has)."
+        return self.table.shape[1]
     def sample(self, n_tasks: int, ways: int, per_class: int, gen: torch.Generator) -> tuple:
         "Image indices (B, ways, per_class) and class positions (B, ways) of `n_tasks` random tasks."
         if ways > len(self.classes): raise ValueError(f"cannot sample {ways}-way tasks from {len(self.classes)} classes")

@@ -136,7 +136,9 @@ class TaskLoss(nn.Module):
     def __init__(self, model: PudNet, train_classes: list, cfg: TrainConfig):
         super().__init__()
         self.model, self.train_classes, self.cfg = model, train_classes, cfg
-    def forward(self, tasks: list) -> dict: return task_losses(self.model, tasks, self.train_classes, self.cfg)
+    def forward(self, tasks: list) -> dict:
+        "The losses of `tasks` (the dict `task_losses` returns), from the wrapped model."
+        return task_losses(self.model, tasks, self.train_classes, self.cfg)
 
 def _world() -> tuple:
     "(rank, world size) of the torch.distributed process group, (0, 1) without one."

@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES = sorted(p.stem for p in (REPO / 'pudnet').glob('*.py') if not p.stem.startswith('_'))
 # Modules whose notebooks still lack show_doc cells / docstrings (being edited elsewhere): their tests are strict
 # xfails, so each one fails as soon as its notebook is complete and the name must then leave these sets.
-SHOW_DOC_PENDING = {'training', 'baselines', 'evaluation', 'cli', 'fast', 'meta_baselines', 'bench'}
-DOCSTRING_PENDING = {'training', 'fast'}  # TaskLoss.forward, DevicePool.per_class
+SHOW_DOC_PENDING = set()
+DOCSTRING_PENDING = set()
 
 
 def _own_doc(obj) -> str | None:
