@@ -52,6 +52,7 @@ class BenchConfig:
     extra_archs: tuple = ('resnet34',)  # PudNet-only rows (Table VII), on the first protocol of each source
     ablations: tuple = ()  # names from ABLATIONS, on the first protocol of each source (all trained for the same steps)
     ablation_arch: str | None = None  # target of the ablation rows (None: `arch`)
+    main_variants: tuple = ('full PudNet',)  # PudNets (ABLATIONS names) meta-trained with the 'pudnet' share and scored on every protocol
     budget: float = 420.0  # seconds for the whole run (data loading excluded)
     n_tasks: int = 100  # test tasks per protocol (capped by the protocol's own count)
     protocol_tasks: dict = field(default_factory=dict)  # protocol -> its own n_tasks (e.g. fewer of the 15,000-image CIFAR-10 tasks on CPU)
@@ -76,8 +77,9 @@ class BenchConfig:
                                                    'meta_baseline': 0.03, 'protonet': 0.07})
 
 PRESETS = {
-    'gpu': BenchConfig(scratch_batch=128, budget=450, fewshot_tasks=100, ablations=tuple(ABLATIONS), ablation_arch='convnet3',
-                       shares={'pudnet': 0.24, 'extra_arch': 0.05, 'ablation': 0.018, 'pretrained': 0.06, 'meta_baseline': 0.03,
+    'gpu': BenchConfig(scratch_batch=128, budget=450, fewshot_tasks=100, ablations=TABLE_VI, ablation_arch='convnet3',
+                       main_variants=('full PudNet', 'metric loss only'),
+                       shares={'pudnet': 0.15, 'extra_arch': 0.05, 'ablation': 0.018, 'pretrained': 0.06, 'meta_baseline': 0.03,
                                'protonet': 0.06}),
     'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set'), arch='convnet3', extra_archs=(), budget=2700,
                        n_tasks=30, protocol_tasks={'cifar100-to-cifar10': 5}, fewshot_tasks=30, scratch_tasks=2, epochs=(1, 5, 10), finetune_epochs=(1, 5),
@@ -90,6 +92,7 @@ PRESETS = {
     'gpu-losses': BenchConfig(protocols=('cifar100-set',), extra_archs=(), ablations=('metric loss only', 'w/o KL'), budget=230,
                               fewshot_tasks=0, scratch_tasks=0, curve_points=0, shares={'ablation': 0.3}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
+                         main_variants=('full PudNet', 'metric loss only'),
                          budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
                          curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
 }
@@ -102,7 +105,7 @@ def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
     if unknown: raise ValueError(f"unknown bench settings {sorted(unknown)}")
     cfg = replace(PRESETS[preset], **changes)
     for p in cfg.protocols: get_protocol(p)
-    bad = [a for a in cfg.ablations if a not in ABLATIONS]
+    bad = [a for a in (*cfg.ablations, *cfg.main_variants) if a not in ABLATIONS]
     if bad: raise ValueError(f"unknown ablations {bad}; choose from {list(ABLATIONS)}")
     if cfg.ablations and 'full PudNet' not in cfg.ablations: cfg = replace(cfg, ablations=('full PudNet', *cfg.ablations))
     return cfg
@@ -282,22 +285,29 @@ def bench_source(bench: Bench, protocols: list) -> None:
             r = evaluate_feature_net(net, ts, dev, cfg.amp)
             bench.add(n, method, arch, ts, r['acc'], r['seconds'], **(info or {}))
 
-    # 1. PudNet
-    trained = bench.part(f'PudNet {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} PudNet', arch, pool, ways,
-                         bench.share('pudnet'), curve_tasks, need=10, share='pudnet')
-    pud = {}
-    if trained:
-        model, info = trained
+    # 1. PudNet: the paper's version, then any other `main_variants` (e.g. prototype loss only), each scored on everything
+    trained, pud = None, {}
+    for variant in cfg.main_variants:
+        mch, tch = ABLATIONS[variant]
+        method = 'PudNet' if variant == 'full PudNet' else f'PudNet {variant}'
+        res = bench.part(f'{method} {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} {method}', arch, pool, ways,
+                         bench.share('pudnet'), curve_tasks, mch, tch, need=10, share='pudnet')
+        if not res: continue
+        first = trained is None
+        if first: trained = res
+        model, info = res
         short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
-        def score_pudnet():
+        def score_pudnet(model=model, short=short, method=method, first=first, changes={**mch, **tch}):
             timing = time_predict(model, tasks[main][0], dev, cfg.amp)
             bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, PudNet.predict {1000 * timing['module']:.2f} ms")
             for n, ts in {**tasks, **fewshot}.items():
                 s = _score(model, ts, dev, cfg.amp)
-                pud[n] = s
-                bench.add(n, 'PudNet', arch, ts, s['acc'], s['seconds'], **short,
-                          predict_timing=timing if n == main else None)
-        bench.part('PudNet scoring', score_pudnet)
+                if first: pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
+                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None,
+                          **({'variant': changes} if changes else {}))
+        bench.part(f'{method} scoring', score_pudnet)
+        del model, res
+        if dev.type == 'cuda': torch.cuda.empty_cache()
     # 2. random network, Pretrained, Meta-Baseline, ProtoNet
     from pudnet.meta_baselines import _features_net
     bench.part('random network', lambda: score_net('Random network (untrained)', _features_net(pool, arch, cfg.width, cfg.seed)[0]))
@@ -374,7 +384,7 @@ def run_bench(cfg: BenchConfig, out, device='auto') -> list:
     bench.log(f"config: {json.dumps(asdict(cfg))}")
     groups = {}
     for p in cfg.protocols: groups.setdefault(get_protocol(p).source, []).append(p)
-    weights = {src: len(protos) + len(cfg.extra_archs) + len(cfg.ablations) for src, protos in groups.items()}
+    weights = {src: len(protos) + len(cfg.main_variants) - 1 + len(cfg.extra_archs) + len(cfg.ablations) for src, protos in groups.items()}
     for i, (src, protos) in enumerate(groups.items()):
         bench.start_source(weights[src], sum(list(weights.values())[i:]))
         bench.log(f"source {src}: {bench.source_budget:.0f} s for {', '.join(protos)}")

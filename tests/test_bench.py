@@ -9,7 +9,7 @@ from conftest import PUDNET
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ['PudNet', 'Random network (untrained)', 'Pretrained', 'Meta-Baseline', 'ProtoNet', 'Adam scratch 1 ep', 'Adam scratch 2 ep',
-            'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL']
+            'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL', 'PudNet metric loss only']
 
 
 def test_gpu_suite_script_smoke_on_cpu(tmp_path):
@@ -27,6 +27,8 @@ def test_gpu_suite_script_smoke_on_cpu(tmp_path):
     main = [x for x in records if x['protocol'] == 'digits-set' and not x.get('subset') and x['arch'] == 'convnet3'
             and x['method'] in ('PudNet', 'Pretrained', 'ProtoNet', 'Meta-Baseline', 'Random network (untrained)')]
     assert len({tuple(x['seeds']) for x in main}) == 1, 'every method must be scored on the same tasks'
+    variant = [x for x in records if x['method'] == 'PudNet metric loss only']  # a main variant: scored like PudNet
+    assert variant[0]['variant'] == {'use_head_loss': False, 'use_kl_loss': False} and variant[0]['steps'] == 20
     for x in records:
         assert 0 <= x['mean'] <= 1 and x['commit'] == 'test' and x['torch'] and x['device']
     ablation = {x['method']: x for x in records if x.get('group') == 'ablation'}
