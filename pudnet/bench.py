@@ -106,7 +106,7 @@ def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
     cfg = replace(PRESETS[preset], **changes)
     for p in cfg.protocols: get_protocol(p)
     bad = [a for a in (*cfg.ablations, *cfg.main_variants) if a not in ABLATIONS]
-    if bad: raise ValueError(f"unknown ablations {bad}; choose from {list(ABLATIONS)}")
+    if bad: raise ValueError(f"unknown PudNet variants {bad} (ablations, main_variants, `pudnet bench --variants`); choose from {list(ABLATIONS)}")
     if cfg.ablations and 'full PudNet' not in cfg.ablations: cfg = replace(cfg, ablations=('full PudNet', *cfg.ablations))
     return cfg
 

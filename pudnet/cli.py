@@ -175,10 +175,12 @@ def bench(preset: str = 'gpu',  # gpu, gpu-losses, cpu, ablations-cpu or smoke (
           arch: str = None,  # target network (default: the preset's)
           n_tasks: int = None,  # test tasks per protocol
           scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
+          variants: str = None,  # comma-separated PudNets meta-trained and scored on every protocol (pudnet.bench.ABLATIONS names, e.g. 'full PudNet,metric loss only'; default: the preset's)
           device: str = 'auto'):  # auto, cpu or cuda
     "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
     from pudnet.bench import bench_config, run_bench
     cfg = bench_config(preset, budget=budget, arch=arch, n_tasks=n_tasks, scratch_tasks=scratch_tasks,
+                       main_variants=tuple(v.strip() for v in variants.split(',')) if variants else None,
                        protocols=tuple(protocols.split(',')) if protocols else None)
     return run_bench(cfg, out, device)
 

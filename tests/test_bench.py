@@ -48,3 +48,10 @@ def test_bench_unknown_protocol_is_a_clear_error(tmp_path):
     r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--protocols', 'imagenet-set', '--out', str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'unknown protocol' in r.stderr, r.stderr
+
+
+def test_bench_unknown_variant_is_a_clear_error(tmp_path):
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--variants', 'full PudNet,no sketch', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown PudNet variants ['no sketch']" in r.stderr and 'metric loss only' in r.stderr, r.stderr
+    assert not (tmp_path / 'records.json').exists()  # refused before any work
