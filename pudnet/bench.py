@@ -286,7 +286,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
             bench.add(n, method, arch, ts, r['acc'], r['seconds'], **(info or {}))
 
     # 1. PudNet: the paper's version, then any other `main_variants` (e.g. prototype loss only), each scored on everything
-    trained, pud = None, {}
+    trained, pud, pud_method = None, {}, 'PudNet'
     for variant in cfg.main_variants:
         mch, tch = ABLATIONS[variant]
         method = 'PudNet' if variant == 'full PudNet' else f'PudNet {variant}'
@@ -294,7 +294,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
                          bench.share('pudnet'), curve_tasks, mch, tch, need=10, share='pudnet')
         if not res: continue
         first = trained is None
-        if first: trained = res
+        if first: trained, pud_method = res, method  # the scratch-task rows and fine-tuning use this one
         model, info = res
         short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
         def score_pudnet(model=model, short=short, method=method, first=first, changes={**mch, **tch}):
@@ -350,7 +350,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
         if not sub: continue
         p_acc = statistics.fmean(pud[n]['acc'][:len(sub)]) if n in pud else None
         p_sec = statistics.median(pud[n]['seconds'][:len(sub)]) if n in pud else None
-        if n in pud: bench.add(n, 'PudNet', arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)], subset='scratch tasks')
+        if n in pud: bench.add(n, pud_method, arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)], subset='scratch tasks')
         for method, gc in (('Adam scratch', False), ('GC scratch', True)):
             def scratch():
                 runs = [train_from_scratch(t, arch, cfg.epochs, gc=gc, seed=t.seed, width=cfg.width, device=dev,
@@ -367,8 +367,8 @@ def bench_source(bench: Bench, protocols: list) -> None:
             def finetune():
                 runs = [finetune_predicted(trained[0], t, cfg.finetune_epochs, batch_size=cfg.scratch_batch, device=dev, amp=cfg.amp) for t in sub]
                 for e in cfg.finetune_epochs:
-                    bench.add(n, f'PudNet + fine-tuning {e} ep', arch, sub, [r['acc'][e] for r in runs], [r['seconds'][e] for r in runs],
-                              epochs=e, batch_size=cfg.scratch_batch)
+                    bench.add(n, f'{pud_method} + fine-tuning {e} ep', arch, sub, [r['acc'][e] for r in runs], [r['seconds'][e] for r in runs],
+                              epochs=e, batch_size=cfg.scratch_batch, subset='scratch tasks')
             bench.part(f'fine-tuning on {n}', finetune, need=1)
 
 # %% ../nbs/16_bench.ipynb #0650f0d4

@@ -37,7 +37,7 @@ def pick(records: list, protocol: str = None, method: str = None, arch: str = No
     main comparison), 'ablation', 'target' (other targets), 'scratch' (the scratch-task subset), or None (all)."""
     def kind(r):
         if r.get('group'): return r['group']
-        return 'scratch' if r.get('subset') or r['method'].startswith(SCRATCH_METHODS) else 'main'
+        return 'scratch' if r.get('subset') or r['method'].startswith(SCRATCH_METHODS) or ' + fine-tuning' in r['method'] else 'main'
     return [r for r in records if (protocol is None or r['protocol'] == protocol) and (method is None or r['method'] == method)
             and (arch is None or r['arch'] == arch) and (group is None or kind(r) == group)]
 
@@ -103,13 +103,14 @@ def scratch_figure(records: list, protocol: str, title: str = None) -> go.Figure
     rows = pick(records, protocol, group='scratch')
     if not rows: raise ValueError(f"no scratch-task records for {protocol!r}")
     fig = go.Figure()
-    for prefix in ('Adam scratch', 'GC scratch', 'PudNet + fine-tuning'):
+    tuned = sorted({r['method'].split(' + fine-tuning')[0] + ' + fine-tuning' for r in rows if ' + fine-tuning' in r['method']})
+    for prefix in ('Adam scratch', 'GC scratch', *tuned):
         rs = sorted((r for r in rows if r['method'].startswith(prefix)), key=lambda r: r['epochs'])
         if rs: fig.add_scatter(x=[r['seconds_median'] for r in rs], y=[100 * r['mean'] for r in rs], mode='lines+markers', name=prefix,
                                text=[f"{r['epochs']} ep" for r in rs], hovertemplate='%{text}: %{y:.1f} % in %{x:.3g} s')
     for r in rows:
-        if r['method'] == 'PudNet':
-            fig.add_scatter(x=[r['seconds_median']], y=[100 * r['mean']], mode='markers', name='PudNet (one forward pass)',
+        if r['method'].startswith('PudNet') and ' + fine-tuning' not in r['method']:
+            fig.add_scatter(x=[r['seconds_median']], y=[100 * r['mean']], mode='markers', name=f"{r['method']} (one forward pass)",
                             marker=dict(size=14, color=PUDNET_COLOR, symbol='star'))
     fig.update_layout(title=title or f"{protocol}: accuracy vs seconds ({rows[0]['n_tasks']} tasks)", xaxis_type='log',
                       xaxis_title='seconds per task (log)', yaxis_title='accuracy (%)', height=380, margin=dict(l=10, r=10, t=50, b=40))

@@ -55,3 +55,15 @@ def test_bench_unknown_variant_is_a_clear_error(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown PudNet variants ['no sketch']" in r.stderr and 'metric loss only' in r.stderr, r.stderr
     assert not (tmp_path / 'records.json').exists()  # refused before any work
+
+
+def test_bench_variants_option_labels_every_row_with_the_variant(tmp_path):
+    "`--variants 'metric loss only'`: that PudNet alone is trained, and the scratch-task and fine-tuning rows carry its name."
+    env = {**os.environ, 'PUDNET_COMMIT': 'test'}
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--variants', 'metric loss only', '--device', 'cpu', '--out', str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    records = [x for x in json.loads((tmp_path / 'records.json').read_text()) if 'method' in x]
+    pudnets = {(x['method'], bool(x.get('subset'))) for x in records if x['method'].startswith('PudNet') and not x.get('group')}
+    assert pudnets == {('PudNet metric loss only', False), ('PudNet metric loss only', True),
+                       ('PudNet metric loss only + fine-tuning 1 ep', True)}, sorted(pudnets)
