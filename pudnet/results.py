@@ -30,7 +30,7 @@ def load_run(folder) -> dict:
             'failed': [r for r in raw if 'failed' in r], 'curves': curves, 'log': log, 'folder': str(folder)}
 
 # %% ../nbs/17_results.ipynb #d318b4b6
-SCRATCH_METHODS = ('Adam scratch', 'GC scratch', 'PudNet + fine-tuning')  # rows measured on the scratch-task subset only
+SCRATCH_METHODS = ('Adam scratch', 'GC scratch')  # rows measured on the scratch-task subset only (with every '... + fine-tuning' row)
 
 def pick(records: list, protocol: str = None, method: str = None, arch: str = None, group: str | None = 'main') -> list:
     """The records matching `protocol`, `method` and `arch` (None: any). `group`: 'main' (full test-task rows of the
