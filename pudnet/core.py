@@ -45,6 +45,8 @@ class PudNetConfig:
     tau: float = 10.0  # temperature of the cosine-prototype classifier (eq. 7)
     use_context: bool = True  # False: the "w/o context" ablation (no AHRU, s feeds every generator)
     fan_in_scale: bool = True  # scale generated kernels by sqrt(2 / fan_in)
+    sketch_pool: str = 'mean'  # how the sketch pools T_phi over the images: 'mean' (eq. 3) or 'attention' (a suggested improvement)
+    predict_bn: bool = False  # also predict each BatchNorm's scale and shift (as offsets to the meta-learned ones; a suggested improvement)
 
     def __post_init__(self):
         if self.arch not in TARGETS: raise ValueError(f"unknown architecture {self.arch!r}; choose one of {sorted(TARGETS)}")
@@ -53,6 +55,7 @@ class PudNetConfig:
                 raise ValueError(f"PudNetConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.gen_rank is not None and self.gen_rank < 1: raise ValueError(f"gen_rank must be None or >= 1, got {self.gen_rank}")
         if not 0 <= self.eta <= 1: raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+        if self.sketch_pool not in ('mean', 'attention'): raise ValueError(f"sketch_pool must be 'mean' or 'attention', got {self.sketch_pool!r}")
 
     def to_json(self) -> str:
         "The config as a JSON string (sorted keys), as saved beside the weights."
@@ -77,13 +80,22 @@ class PudNet(nn.Module):
         template = build_target(c.arch, c.in_channels, c.width)
         self.__dict__['template'] = template  # the architecture only: never trained, not in state_dict
         self.shapes = predicted_shapes(template)  # name -> (C_out, C_in, k, k), in forward order
-        self.sketch = DatasetSketch(c.in_channels, c.sketch_dim, c.sketch_width, c.sketch_norm)
+        self.sketch = DatasetSketch(c.in_channels, c.sketch_dim, c.sketch_width, c.sketch_norm, c.sketch_pool)
         self.ahru = AHRU(c.sketch_dim, len(self.shapes), c.eta) if c.use_context else None
         self.generators = nn.ModuleList([WeightGenerator(s, c.sketch_dim, c.gen_hidden, c.gen_rank, c.fan_in_scale)
                                          for s in self.shapes.values()])
         self.shared = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in shared_parameters(template).items()})
         self.feature_dim = feature_dim(template, c.in_channels, c.image_size)
         self.head = nn.Linear(self.feature_dim, c.n_train_classes)  # auxiliary full-class head Q_phi (eq. 9)
+        self.bn_layers, self.bn_generators = {}, None
+        if c.predict_bn:  # each BatchNorm gets its scale and shift offsets from the code of the conv before it
+            layer, t = {}, -1
+            for n, m in template.named_modules():
+                if isinstance(m, nn.Conv2d): t = list(self.shapes).index(f'{n}.weight')
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm): layer[n] = (t, m.num_features)
+            self.bn_layers = layer  # BatchNorm name -> (code index, channels)
+            self.bn_generators = nn.ModuleList([nn.Linear(c.sketch_dim, 2 * ch) for _, ch in layer.values()])
+            for g in self.bn_generators: nn.init.zeros_(g.weight); nn.init.zeros_(g.bias)  # starts at the meta-learned affine
 
     def shared_tensors(self) -> dict:
         "The meta-learned non-predicted parameters, by target parameter name."
@@ -95,16 +107,22 @@ class PudNet(nn.Module):
         return self.ahru(sketches)
 
     def generate(self, sketches: torch.Tensor) -> dict:
-        "Predicted conv weights for a batch of sketches: name -> (B, C_out, C_in, k, k)."
+        "Predicted weights for a batch of sketches: conv name -> (B, C_out, C_in, k, k) (and BatchNorm scale/shift -> (B, C) with `predict_bn`)."
         codes = self.codes(sketches)
-        return {n: g(codes[:, t]) for t, (n, g) in enumerate(zip(self.shapes, self.generators))}
+        out = {n: g(codes[:, t]) for t, (n, g) in enumerate(zip(self.shapes, self.generators))}
+        if self.bn_generators is not None:
+            shared = self.shared_tensors()
+            for (n, (t, ch)), g in zip(self.bn_layers.items(), self.bn_generators):
+                d = g(codes[:, t])
+                out[f'{n}.weight'], out[f'{n}.bias'] = shared[f'{n}.weight'] + d[:, :ch], shared[f'{n}.bias'] + d[:, ch:]
+        return out
 
     def features(self, weights: dict, x: torch.Tensor) -> torch.Tensor:
         "Features of `x` from the target with predicted `weights` (one dataset's), BatchNorm on batch statistics."
         return target_forward(self.template, weights, self.shared_tensors(), x)
 
     def forward(self, images: torch.Tensor) -> dict:
-        "Predicted conv weights for one dataset `images` (N, C, H, W): name -> (C_out, C_in, k, k)."
+        "Predicted weights for one dataset `images` (N, C, H, W): name -> (C_out, C_in, k, k) (BatchNorm scale/shift (C,) with `predict_bn`)."
         c = self.config
         x = check_images(images, c.in_channels, c.image_size)
         return {n: w[0] for n, w in self.generate(self.sketch(x, None if self.training else 1024)[None]).items()}

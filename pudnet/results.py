@@ -90,10 +90,10 @@ def methods_figure(records: list, protocol: str, title: str = None) -> go.Figure
     return _bars(rows, title or protocol)
 
 def ablation_figure(records: list, protocol: str, title: str = None) -> go.Figure:
-    "Bars of the ablation rows on `protocol`, the reference (full PudNet, same steps) as a dashed line."
+    "Bars of the ablation rows on `protocol`, the reference (the row the others match in steps) as a dashed line."
     rows = pick(records, protocol, group='ablation')
     if not rows: raise ValueError(f"no ablation records for {protocol!r}")
-    ref = next((r['mean'] for r in rows if r['method'] == 'PudNet (ablation reference)'), None)
+    ref = next((r['mean'] for r in rows if r['method'].endswith('(ablation reference)')), None)
     steps = rows[0].get('steps')
     return _bars(rows, title or f"{protocol}: ablations ({steps} steps each)", ref)
 

@@ -19,13 +19,18 @@ def _sketch_block(c_in: int, c_out: int, norm: str = 'group') -> nn.Sequential:
                          nn.GroupNorm(8, c_out) if norm == 'group' else nn.BatchNorm2d(c_out))
 
 class DatasetSketch(nn.Module):
-    "T_phi and the mean over a dataset (eq. 3): images (N, C, H, W) -> sketch s of size `dim`."
-    def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 32, norm: str = 'group'):
+    "T_phi and a pooling over a dataset: images (N, C, H, W) -> sketch s of size `dim` (the mean, eq. 3, or attention pooling)."
+    def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 32, norm: str = 'group', pool: str = 'mean'):
         super().__init__()
+        if pool not in ('mean', 'attention'): raise ValueError(f"pool must be 'mean' (eq. 3) or 'attention', got {pool!r}")
         self.features = nn.Sequential(_sketch_block(in_channels, width, norm), _sketch_block(width, 2 * width, norm),
                                       _sketch_block(2 * width, 4 * width, norm), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(4 * width, dim))
         self.norm = nn.LayerNorm(dim)
+        self.score = None
+        if pool == 'attention':  # a learned query: image j gets weight softmax_j(score(T_phi(x_j)))
+            self.score = nn.Linear(dim, 1)
+            nn.init.zeros_(self.score.weight); nn.init.zeros_(self.score.bias)  # starts as the mean
 
     @property
     def batch_dependent(self) -> bool:
@@ -36,21 +41,36 @@ class DatasetSketch(nn.Module):
         "T_phi(x_j) for every image: (N, C, H, W) -> (N, dim)."
         return self.features(x)
 
+    def pool(self, emb: torch.Tensor) -> torch.Tensor:
+        "One dataset's embeddings (N, dim) -> its pooled vector (dim,), before the LayerNorm."
+        if self.score is None: return emb.mean(0)
+        return (torch.softmax(self.score(emb).float(), 0).to(emb.dtype) * emb).sum(0)
+
     def forward(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-        "The sketch s of the dataset `x` (N, C, H, W) -> (dim,); `chunk_size` streams the mean (eval mode)."
-        if chunk_size is None or len(x) <= chunk_size: return self.norm(self.embed(x).mean(0))
+        "The sketch s of the dataset `x` (N, C, H, W) -> (dim,); `chunk_size` streams the pooling (eval mode)."
+        if chunk_size is None or len(x) <= chunk_size: return self.norm(self.pool(self.embed(x)))
         if self.training and self.batch_dependent:
             raise ValueError("chunked sketches with norm='batch' need eval mode (BatchNorm batch statistics differ per chunk)")
         return self.stream(x.split(chunk_size))
 
     def stream(self, batches) -> torch.Tensor:
-        "The sketch of a dataset given as an iterable of batches (N_i, C, H, W): sum of T_phi over batches / count (eq. 3)."
-        total, n = 0, 0
-        for x in batches: total, n = total + self.embed(x).sum(0), n + len(x)
+        "The sketch of a dataset given as an iterable of batches (N_i, C, H, W): the pooling accumulated over batches."
+        total, n, top, z = 0, 0, None, 0  # attention: a running max `top` keeps the softmax sums finite
+        for x in batches:
+            e = self.embed(x)
+            if self.score is None: total = total + e.sum(0)
+            else:
+                s = self.score(e).float()
+                new_top = s.max() if top is None else torch.maximum(top, s.max())
+                rescale = 1.0 if top is None else torch.exp(top - new_top)
+                w = torch.exp(s - new_top)
+                total, z, top = total * rescale + (w * e.float()).sum(0), z * rescale + w.sum(), new_top
+            n += len(x)
         if n == 0: raise ValueError("the dataset is empty: a dataset needs at least one image")
-        return self.norm(total / n)
+        return self.norm(total / n if self.score is None else (total / z).to(e.dtype))
 
     def batch(self, datasets: list) -> torch.Tensor:
         "Sketches of several datasets in one pass (BatchNorm sees all their images): list of (N_i, C, H, W) -> (B, dim)."
         emb = self.embed(torch.cat(list(datasets)))  # (sum N_i, dim)
-        return self.norm(torch.stack([e.mean(0) for e in emb.split([len(d) for d in datasets])]))
+        return self.norm(torch.stack([self.pool(e) for e in emb.split([len(d) for d in datasets])]))
+
