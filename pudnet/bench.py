@@ -102,6 +102,12 @@ PRESETS = {
     'gpu-improvements': BenchConfig(protocols=('cifar100-set',), extra_archs=(), ablation_reference='metric loss only',
                                     ablations=('metric only + attention sketch', 'metric only + predicted BN affine'), budget=200,
                                     fewshot_tasks=0, scratch_tasks=0, curve_points=0, shares={'ablation': 0.25}),
+    # the same improvements at CPU scale: ConvNet-3 on fashion-set, with the paper's losses and with the prototype loss only
+    'improvements-cpu': BenchConfig(protocols=('fashion-set',), arch='convnet3', extra_archs=(), budget=1300, n_tasks=20,
+                                    scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
+                                    ablations=('full PudNet', 'attention sketch', 'predicted BN affine', 'metric loss only',
+                                               'metric only + attention sketch', 'metric only + predicted BN affine'),
+                                    shares={'ablation': 0.1}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
@@ -109,7 +115,7 @@ PRESETS = {
 }
 
 def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
-    "A preset ('gpu', 'gpu-losses', 'gpu-improvements', 'cpu', 'ablations-cpu', 'smoke') with `changes` applied (None values are ignored)."
+    "A preset ('gpu', 'gpu-losses', 'gpu-improvements', 'cpu', 'ablations-cpu', 'improvements-cpu', 'smoke') with `changes` applied (None values are ignored)."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     changes = {k: v for k, v in changes.items() if v is not None}
     unknown = set(changes) - set(BenchConfig.__dataclass_fields__)
