@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's ONE GPU suite: `pudnet bench --preset gpu` (ResNet-18 rows on cifar100-set, cifar100-to-cifar10 and
-# fashion-set, every baseline, a ResNet-34 row), about 7 minutes on an H100, records + log under OUT.
+# fashion-set, every baseline, a ResNet-34 row, Table VI ablations), about 8.5 minutes on an H100, records + log under OUT.
 #   bash .ci/gpu_suite.sh OUT [DATA] [extra pudnet bench options]
 # DATA: a folder with the shared-datasets layout (default $PUDNET_DATA or ../shared/datasets).
 # On the lent GPU machine (torch there, no fastcore/fastprogress): wheels in .whl/ are installed first;
-# the data travels in three parts made by .ci/pack_gpu_data.py (see README, "GPU suite").
+# the data travels in parts made by .ci/pack_gpu_data.py (see results/README.md, "Running the GPU suite on a lent machine").
+# The device's copy of the tree may carry the git metadata of an older commit: name the commit that runs,
+#   PUDNET_COMMIT=<hash> bash .ci/gpu_suite.sh OUT DATA, so that the records say it.
 set -uo pipefail
 OUT=${1:?usage: bash .ci/gpu_suite.sh OUT [DATA] [options]}; shift
 DATA=${1:-${PUDNET_DATA:-../shared/datasets}}; [ $# -gt 0 ] && shift

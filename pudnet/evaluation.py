@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -62,7 +63,8 @@ def evaluate_scratch(tasks: list, arch: str, epochs=(1, 10, 30), gc: bool = Fals
 
 # %% ../nbs/10_evaluation.ipynb #fb696db4
 def git_commit() -> str:
-    "The current git commit of the working directory (with '+dirty' if uncommitted changes), or 'unknown'."
+    "The current git commit of the working directory (with '+dirty' if uncommitted changes), or 'unknown'; $PUDNET_COMMIT overrides it."
+    if os.environ.get('PUDNET_COMMIT'): return os.environ['PUDNET_COMMIT']  # e.g. a machine whose copy of the tree has stale git metadata
     try:
         commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True, timeout=10).stdout.strip()
