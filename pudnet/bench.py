@@ -46,6 +46,8 @@ ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
     'attention sketch': ({'sketch_pool': 'attention'}, {}), 'predicted BN affine': ({'predict_bn': True}, {}),
     'metric only + attention sketch': ({'sketch_pool': 'attention'}, _METRIC_ONLY),
     'metric only + predicted BN affine': ({'predict_bn': True}, _METRIC_ONLY),
+    # beyond the paper: kernels = a meta-learned base + the generated residual (from a random start here; see `pretrained_start`)
+    'metric only + base kernels': ({'base_weights': True}, _METRIC_ONLY),
 }
 TABLE_VI = ('full PudNet', 'w/o context', 'metric loss only', 'w/o KL', 'eta=0', 'eta=0.2', 'eta=0.5', 'eta=0.8', 'fan-in scaling off')
 
@@ -59,6 +61,8 @@ class BenchConfig:
     ablation_arch: str | None = None  # target of the ablation rows (None: `arch`)
     ablation_reference: str = 'full PudNet'  # the ablation row trained first; the others train for its steps
     main_variants: tuple = ('full PudNet',)  # PudNets (ABLATIONS names) meta-trained with the 'pudnet' share and scored on every protocol
+    pretrained_start: tuple = ()  # PudNets (ABLATIONS names) with base kernels started from the Pretrained network, scored on every protocol
+    pretrained_start_lr: float = 1e-4  # their learning rate (the paper's 1e-3 undoes much of the pretraining)
     budget: float = 420.0  # seconds for the whole run (data loading excluded)
     n_tasks: int = 100  # test tasks per protocol (capped by the protocol's own count)
     protocol_tasks: dict = field(default_factory=dict)  # protocol -> its own n_tasks (e.g. fewer of the 15,000-image CIFAR-10 tasks on CPU)
@@ -80,7 +84,7 @@ class BenchConfig:
     max_steps: int | None = None  # cap on meta-training / episodic steps (None: the budget decides)
     max_epochs: int | None = None  # cap on Pretrained's epochs
     shares: dict = field(default_factory=lambda: {'pudnet': 0.30, 'extra_arch': 0.06, 'ablation': 0.04, 'pretrained': 0.07,
-                                                   'meta_baseline': 0.03, 'protonet': 0.07})
+                                                   'meta_baseline': 0.03, 'protonet': 0.07, 'pretrained_start': 0.1})
 
 PRESETS = {
     'gpu': BenchConfig(scratch_batch=128, budget=480, fewshot_tasks=100, ablations=TABLE_VI, ablation_arch='convnet3',
@@ -108,21 +112,28 @@ PRESETS = {
                                     ablations=('full PudNet', 'attention sketch', 'predicted BN affine', 'metric loss only',
                                                'metric only + attention sketch', 'metric only + predicted BN affine'),
                                     shares={'ablation': 0.1}),
+    # PudNet started from the Pretrained network (our addition), with both loss sets, against Meta-Baseline given the same
+    # meta-training time (it meta-trains the same network without a hypernetwork): ConvNet-3 on cifar100-set, 2 CPU cores
+    'pretrained-start-cpu': BenchConfig(protocols=('cifar100-set',), arch='convnet3', extra_archs=(), budget=2000, n_tasks=30,
+                                        fewshot_tasks=0, scratch_tasks=0, tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
+                                        main_variants=('metric loss only',), pretrained_start=('full PudNet', 'metric loss only'),
+                                        shares={'pudnet': 0.2, 'pretrained': 0.08, 'meta_baseline': 0.1, 'protonet': 0.07,
+                                                'pretrained_start': 0.1}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
-                         budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
+                         pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
                          curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
 }
 
 def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
-    "A preset ('gpu', 'gpu-losses', 'gpu-improvements', 'cpu', 'ablations-cpu', 'improvements-cpu', 'smoke') with `changes` applied (None values are ignored)."
+    "A preset ('gpu', 'gpu-losses', 'gpu-improvements', 'cpu', 'ablations-cpu', 'improvements-cpu', 'pretrained-start-cpu', 'smoke') with `changes` applied (None values are ignored)."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     changes = {k: v for k, v in changes.items() if v is not None}
     unknown = set(changes) - set(BenchConfig.__dataclass_fields__)
     if unknown: raise ValueError(f"unknown bench settings {sorted(unknown)}")
     cfg = replace(PRESETS[preset], **changes)
     for p in cfg.protocols: get_protocol(p)
-    bad = [a for a in (*cfg.ablations, *cfg.main_variants, cfg.ablation_reference) if a not in ABLATIONS]
+    bad = [a for a in (*cfg.ablations, *cfg.main_variants, *cfg.pretrained_start, cfg.ablation_reference) if a not in ABLATIONS]
     if bad: raise ValueError(f"unknown PudNet variants {bad} (ablations, main_variants, `pudnet bench --variants`); choose from {list(ABLATIONS)}")
     if cfg.ablations:  # the reference row is always trained, and first
         cfg = replace(cfg, ablations=(cfg.ablation_reference, *(a for a in cfg.ablations if a != cfg.ablation_reference)))
@@ -197,11 +208,12 @@ def _score(model: PudNet, tasks: list, device, amp: bool) -> dict:
     return {'acc': list(accs), 'seconds': list(secs)}
 
 def train_pudnet(bench: Bench, name: str, arch: str, pool: DevicePool, ways: int, budget: float, curve_tasks: list,
-                 model_changes: dict = None, train_changes: dict = None) -> tuple:
-    "Meta-train a PudNet for `budget` seconds, recording the loss history and a learning curve in `bench.curves[name]`."
+                 model_changes: dict = None, train_changes: dict = None, init=None) -> tuple:
+    "Meta-train a PudNet for `budget` seconds (after `init(model)`, if given), recording the loss history and a learning curve in `bench.curves[name]`."
     cfg = bench.cfg
     torch.manual_seed(cfg.seed)
     model = PudNet(_model_config(cfg, arch, pool, **(model_changes or {}))).to(bench.device)
+    if init is not None: init(model)
     tcfg = _train_config(cfg, ways, **(train_changes or {}))
     curve = []
     marks = [budget * (i + 1) / (cfg.curve_points + 1) for i in range(cfg.curve_points)] if curve_tasks else []
@@ -330,12 +342,30 @@ def bench_source(bench: Bench, protocols: list) -> None:
     from pudnet.meta_baselines import _features_net
     bench.part('random network', lambda: score_net('Random network (untrained)', _features_net(pool, arch, cfg.width, cfg.seed)[0]))
     pre = bench.part('Pretrained training', train_pretrained, pool, arch, cfg.width, cfg.max_epochs or 10**6, bench.share('pretrained'),
-                     amp=cfg.amp, seed=cfg.seed, need=5, share='pretrained')
+                     amp=cfg.amp, seed=cfg.seed, return_head=True, need=5, share='pretrained')
+    pre, pre_head = (pre[:2], pre[2]) if pre else (None, None)
     if pre: bench.part('Pretrained scoring', score_net, 'Pretrained', *pre)
     if pre:
         mb = bench.part('Meta-Baseline training', train_meta_baseline, pre[0], pool, _train_config(cfg, ways), bench.share('meta_baseline'),
                         amp=cfg.amp, need=5, share='meta_baseline')
         if mb: bench.part('Meta-Baseline scoring', score_net, 'Meta-Baseline', *mb)
+    # 2b. PudNet started from the Pretrained network (base kernels, shared parameters and head), at a lower learning rate
+    for variant in (cfg.pretrained_start if pre else ()):
+        mch, tch = ABLATIONS[variant]
+        method = ('PudNet' if variant == 'full PudNet' else f'PudNet {variant}') + ', Pretrained start'
+        res = bench.part(f'{method} meta-training', train_pudnet, bench, f'{main} {arch} {method}', arch, pool, ways,
+                         bench.share('pretrained_start'), [], {**mch, 'base_weights': True}, {**tch, 'lr': cfg.pretrained_start_lr},
+                         init=lambda m: m.warm_start(pre[0], pre_head), need=10, share='pretrained_start')
+        if not res: continue
+        model, info = res
+        short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
+        def score_started(model=model, short=short, method=method, changes={**mch, **tch}):
+            for n, ts in {**tasks, **fewshot}.items():
+                s = _score(model, ts, dev, cfg.amp)
+                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, pretrain_seconds=pre[1]['train_seconds'],
+                          variant={**changes, 'base_weights': True, 'lr': cfg.pretrained_start_lr})
+        bench.part(f'{method} scoring', score_started)
+        del model, res
     pn = bench.part('ProtoNet training', train_protonet, pool, _train_config(cfg, ways), arch, cfg.width, bench.share('protonet'),
                     amp=cfg.amp, need=5, share='protonet')
     if pn: bench.part('ProtoNet scoring', score_net, 'ProtoNet', *pn)
@@ -404,7 +434,8 @@ def run_bench(cfg: BenchConfig, out, device='auto') -> list:
     bench.log(f"config: {json.dumps(asdict(cfg))}")
     groups = {}
     for p in cfg.protocols: groups.setdefault(get_protocol(p).source, []).append(p)
-    weights = {src: len(protos) + len(cfg.main_variants) - 1 + len(cfg.extra_archs) + len(cfg.ablations) for src, protos in groups.items()}
+    weights = {src: len(protos) + len(cfg.main_variants) - 1 + len(cfg.pretrained_start) + len(cfg.extra_archs) + len(cfg.ablations)
+               for src, protos in groups.items()}
     for i, (src, protos) in enumerate(groups.items()):
         bench.start_source(weights[src], sum(list(weights.values())[i:]))
         bench.log(f"source {src}: {bench.source_budget:.0f} s for {', '.join(protos)}")

@@ -47,6 +47,7 @@ class PudNetConfig:
     fan_in_scale: bool = True  # scale generated kernels by sqrt(2 / fan_in)
     sketch_pool: str = 'mean'  # how the sketch pools T_phi over the images: 'mean' (eq. 3) or 'attention' (a suggested improvement)
     predict_bn: bool = False  # also predict each BatchNorm's scale and shift (as offsets to the meta-learned ones; a suggested improvement)
+    base_weights: bool = False  # kernels = a meta-learned base + the generated residual (generators start at zero; beyond the paper, see `warm_start`)
 
     def __post_init__(self):
         if self.arch not in TARGETS: raise ValueError(f"unknown architecture {self.arch!r}; choose one of {sorted(TARGETS)}")
@@ -72,6 +73,12 @@ class PudNetConfig:
 # %% ../nbs/07_core.ipynb #a009893e
 def _key(name: str) -> str: return name.replace('.', '__')  # parameter names may not contain dots in a ParameterDict
 
+@torch.no_grad()
+def _zero_output(g: WeightGenerator) -> None:
+    "Make generator `g` output zeros at first (but still learn): its last conv's rows are zeroed, only the u factor's when low-rank."
+    n = g.conv2.out_channels if g.rank is None else g.rank * g.shape[0]  # a zero u with a non-zero v still gets gradients
+    g.conv2.weight[:n].zero_(); g.conv2.bias[:n].zero_()
+
 class PudNet(nn.Module):
     "The hypernetwork H_theta: a dataset (N, C, H, W) -> the weights of a target ConvNet."
     def __init__(self, config: PudNetConfig | None = None, **kwargs):
@@ -96,6 +103,11 @@ class PudNet(nn.Module):
             self.bn_layers = layer  # BatchNorm name -> (code index, channels)
             self.bn_generators = nn.ModuleList([nn.Linear(c.sketch_dim, 2 * ch) for _, ch in layer.values()])
             for g in self.bn_generators: nn.init.zeros_(g.weight); nn.init.zeros_(g.bias)  # starts at the meta-learned affine
+        self.base = None
+        if c.base_weights:  # one meta-learned kernel per layer; the generators add each dataset's residual, from zero
+            self.base = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in template.named_parameters()
+                                          if n in self.shapes})
+            for g in self.generators: _zero_output(g)
 
     def shared_tensors(self) -> dict:
         "The meta-learned non-predicted parameters, by target parameter name."
@@ -110,6 +122,7 @@ class PudNet(nn.Module):
         "Predicted weights for a batch of sketches: conv name -> (B, C_out, C_in, k, k) (and BatchNorm scale/shift -> (B, C) with `predict_bn`)."
         codes = self.codes(sketches)
         out = {n: g(codes[:, t]) for t, (n, g) in enumerate(zip(self.shapes, self.generators))}
+        if self.base is not None: out = {n: self.base[_key(n)] + w for n, w in out.items()}
         if self.bn_generators is not None:
             shared = self.shared_tensors()
             for (n, (t, ch)), g in zip(self.bn_layers.items(), self.bn_generators):
@@ -126,6 +139,31 @@ class PudNet(nn.Module):
         c = self.config
         x = check_images(images, c.in_channels, c.image_size)
         return {n: w[0] for n, w in self.generate(self.sketch(x, None if self.training else 1024)[None]).items()}
+
+# %% ../nbs/07_core.ipynb #a72d881c
+@torch.no_grad()
+def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
+    "Start from a trained target network `net`: its kernels become the base, its other parameters the shared ones (and `head` the auxiliary head)."
+    c = self.config
+    if self.base is None:
+        raise ValueError("warm_start needs PudNetConfig(base_weights=True): without base kernels a trained network's weights have nowhere to go")
+    sd = net.state_dict()
+    want = {**{n: self.base[_key(n)] for n in self.shapes}, **self.shared_tensors()}
+    bad = [n for n, p in want.items() if n not in sd or sd[n].shape != p.shape]
+    if bad:
+        raise ValueError(f"the network does not fit this PudNet's target ({c.arch}, width {c.width}, {c.in_channels} input channels): "
+                         f"{len(bad)} parameters missing or of another shape, e.g. {bad[:3]}; train it with "
+                         f"build_target({c.arch!r}, {c.in_channels}, {c.width})")
+    if head is not None:
+        if tuple(head.weight.shape) != tuple(self.head.weight.shape):
+            raise ValueError(f"head maps {head.weight.shape[1]} features to {head.weight.shape[0]} classes; this PudNet's head maps "
+                             f"{self.feature_dim} features to {c.n_train_classes} meta-train classes")
+        self.head.load_state_dict(head.state_dict())
+    for n, p in want.items(): p.copy_(sd[n])
+    return self
+
+PudNet.warm_start = _warm_start
+
 
 # %% ../nbs/07_core.ipynb #6250ed08
 def _as_batches(images, batch_size: int, channels: int, size: int, device=None):

@@ -29,8 +29,9 @@ def _features_net(pool: DevicePool, arch: str, width: int, seed: int) -> tuple:
     return net.to(pool.device), feature_dim(net, c, size)
 
 def train_pretrained(pool: DevicePool, arch: str = 'convnet3', width: int = 64, epochs: int = 100, budget: float | None = None,
-                     lr: float = 1e-3, batch_size: int = 256, augment: bool = True, amp: bool = True, seed: int = 0) -> tuple:
-    "Supervised cross-entropy training on all of `pool`'s classes for `epochs` or `budget` seconds: (feature network, info)."
+                     lr: float = 1e-3, batch_size: int = 256, augment: bool = True, amp: bool = True, seed: int = 0,
+                     return_head: bool = False) -> tuple:
+    "Supervised cross-entropy training on all of `pool`'s classes for `epochs` or `budget` seconds: (feature network, info[, classifier head])."
     net, dim = _features_net(pool, arch, width, seed)
     head = nn.Linear(dim, len(pool.classes)).to(pool.device)
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)
@@ -46,7 +47,8 @@ def train_pretrained(pool: DevicePool, arch: str = 'convnet3', width: int = 64, 
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
         if budget is not None and time.perf_counter() - t0 > budget: break
     sync(pool.device)
-    return net.eval(), {'epochs': epoch, 'steps': step, 'train_seconds': time.perf_counter() - t0, 'last_loss': loss.item()}
+    info = {'epochs': epoch, 'steps': step, 'train_seconds': time.perf_counter() - t0, 'last_loss': loss.item()}
+    return (net.eval(), info, head.eval()) if return_head else (net.eval(), info)
 
 # %% ../nbs/15_meta_baselines.ipynb #020beec2
 def _episode_loss(net: nn.Module, pool: DevicePool, cfg: TrainConfig, step: int, gen: torch.Generator, tau, amp: bool) -> tuple:
