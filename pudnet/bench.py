@@ -88,9 +88,9 @@ class BenchConfig:
 
 PRESETS = {
     'gpu': BenchConfig(scratch_batch=128, budget=480, fewshot_tasks=100, ablations=TABLE_VI, ablation_arch='convnet3',
-                       main_variants=('full PudNet', 'metric loss only'),
+                       main_variants=('full PudNet', 'metric loss only'), pretrained_start=('metric loss only',),
                        shares={'pudnet': 0.15, 'extra_arch': 0.05, 'ablation': 0.018, 'pretrained': 0.06, 'meta_baseline': 0.03,
-                               'protonet': 0.06}),
+                               'protonet': 0.06, 'pretrained_start': 0.04}),
     'cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set'), arch='convnet3', extra_archs=(), budget=3300,
                        n_tasks=30, protocol_tasks={'cifar100-to-cifar10': 5}, fewshot_tasks=30, scratch_tasks=2, epochs=(1, 5, 10), finetune_epochs=(1, 5),
                        tasks_per_step=4, p_per_class=40, curve_points=5, curve_tasks=3, amp=False),
@@ -349,7 +349,14 @@ def bench_source(bench: Bench, protocols: list) -> None:
         mb = bench.part('Meta-Baseline training', train_meta_baseline, pre[0], pool, _train_config(cfg, ways), bench.share('meta_baseline'),
                         amp=cfg.amp, need=5, share='meta_baseline')
         if mb: bench.part('Meta-Baseline scoring', score_net, 'Meta-Baseline', *mb)
-    # 2b. PudNet started from the Pretrained network (base kernels, shared parameters and head), at a lower learning rate
+    # 2b. PudNet started from the Pretrained network (base kernels, shared parameters and head), at a lower learning rate;
+    #     first the starting point itself (the Pretrained network with each task's BatchNorm statistics), on the main protocol
+    def score_start():
+        m = PudNet(_model_config(cfg, arch, pool, base_weights=True)).to(dev).warm_start(pre[0], pre_head)
+        s = _score(m, tasks[main], dev, cfg.amp)
+        bench.add(main, 'PudNet, Pretrained start, before meta-training', arch, tasks[main], s['acc'], s['seconds'], steps=0,
+                  pretrain_seconds=pre[1]['train_seconds'])
+    if pre and cfg.pretrained_start: bench.part('Pretrained start before meta-training', score_start)
     for variant in (cfg.pretrained_start if pre else ()):
         mch, tch = ABLATIONS[variant]
         method = ('PudNet' if variant == 'full PudNet' else f'PudNet {variant}') + ', Pretrained start'

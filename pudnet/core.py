@@ -140,7 +140,7 @@ class PudNet(nn.Module):
         x = check_images(images, c.in_channels, c.image_size)
         return {n: w[0] for n, w in self.generate(self.sketch(x, None if self.training else 1024)[None]).items()}
 
-# %% ../nbs/07_core.ipynb #a72d881c
+# %% ../nbs/07_core.ipynb #055e48c0
 @torch.no_grad()
 def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
     "Start from a trained target network `net`: its kernels become the base, its other parameters the shared ones (and `head` the auxiliary head)."

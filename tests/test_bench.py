@@ -9,7 +9,8 @@ from conftest import PUDNET
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ['PudNet', 'Random network (untrained)', 'Pretrained', 'Meta-Baseline', 'ProtoNet', 'Adam scratch 1 ep', 'Adam scratch 2 ep',
-            'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL', 'PudNet metric loss only']
+            'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL', 'PudNet metric loss only',
+            'PudNet metric loss only, Pretrained start', 'PudNet, Pretrained start, before meta-training']
 
 
 def test_gpu_suite_script_smoke_on_cpu(tmp_path):
@@ -29,6 +30,9 @@ def test_gpu_suite_script_smoke_on_cpu(tmp_path):
     assert len({tuple(x['seeds']) for x in main}) == 1, 'every method must be scored on the same tasks'
     variant = [x for x in records if x['method'] == 'PudNet metric loss only']  # a main variant: scored like PudNet
     assert variant[0]['variant'] == {'use_head_loss': False, 'use_kl_loss': False} and variant[0]['steps'] == 20
+    started = [x for x in records if x['method'] == 'PudNet metric loss only, Pretrained start'][0]  # starts from Pretrained's network
+    assert started['variant']['base_weights'] and started['variant']['lr'] == 1e-4 and started['pretrain_seconds'] > 0
+    assert started['seeds'] == main[0]['seeds']
     for x in records:
         assert 0 <= x['mean'] <= 1 and x['commit'] == 'test' and x['torch'] and x['device']
     ablation = {x['method']: x for x in records if x.get('group') == 'ablation'}
@@ -66,4 +70,6 @@ def test_bench_variants_option_labels_every_row_with_the_variant(tmp_path):
     records = [x for x in json.loads((tmp_path / 'records.json').read_text()) if 'method' in x]
     pudnets = {(x['method'], bool(x.get('subset'))) for x in records if x['method'].startswith('PudNet') and not x.get('group')}
     assert pudnets == {('PudNet metric loss only', False), ('PudNet metric loss only', True),
-                       ('PudNet metric loss only + fine-tuning 1 ep', True)}, sorted(pudnets)
+                       ('PudNet metric loss only + fine-tuning 1 ep', True),
+                       ('PudNet metric loss only, Pretrained start', False),  # the smoke preset's Pretrained-start rows
+                       ('PudNet, Pretrained start, before meta-training', False)}, sorted(pudnets)

@@ -48,8 +48,9 @@ def test_a_checkpoint_from_before_the_switches_loads_with_the_paper_defaults(tmp
     torch.manual_seed(0)
     model = PudNet(PudNetConfig(width=16))
     config = json.loads(model.config.to_json())
-    del config['sketch_pool'], config['predict_bn']  # what a checkpoint written before these fields holds
+    del config['sketch_pool'], config['predict_bn'], config['base_weights']  # what a checkpoint written before these fields holds
     save_tensors(tmp_path / 'old.safetensors', model.state_dict(), {'format': 'pudnet', 'kind': 'model', 'config': json.dumps(config)})
     old = PudNet.load(tmp_path / 'old.safetensors')
     assert old.config.sketch_pool == 'mean' and old.config.predict_bn is False and old.bn_generators is None
+    assert old.config.base_weights is False and old.base is None
     assert load_tensors(tmp_path / 'old.safetensors')[0].keys() == old.state_dict().keys()
