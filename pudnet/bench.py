@@ -134,7 +134,7 @@ def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
     cfg = replace(PRESETS[preset], **changes)
     for p in cfg.protocols: get_protocol(p)
     bad = [a for a in (*cfg.ablations, *cfg.main_variants, *cfg.pretrained_start, cfg.ablation_reference) if a not in ABLATIONS]
-    if bad: raise ValueError(f"unknown PudNet variants {bad} (ablations, main_variants, `pudnet bench --variants`); choose from {list(ABLATIONS)}")
+    if bad: raise ValueError(f"unknown PudNet variants {bad} (ablations, main_variants, pretrained_start; `pudnet bench --variants / --ablations`); choose from {list(ABLATIONS)}")
     if cfg.ablations:  # the reference row is always trained, and first
         cfg = replace(cfg, ablations=(cfg.ablation_reference, *(a for a in cfg.ablations if a != cfg.ablation_reference)))
     return cfg

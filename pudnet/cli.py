@@ -176,11 +176,13 @@ def bench(preset: str = 'gpu',  # gpu, gpu-losses, gpu-improvements, cpu, ablati
           n_tasks: int = None,  # test tasks per protocol
           scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
           variants: str = None,  # comma-separated PudNets meta-trained and scored on every protocol (pudnet.bench.ABLATIONS names, e.g. 'full PudNet,metric loss only'; default: the preset's)
+          ablations: str = None,  # comma-separated ablation rows on the first protocol of each source, all trained for the reference's steps (pudnet.bench.ABLATIONS names; default: the preset's)
           device: str = 'auto'):  # auto, cpu or cuda
     "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
     from pudnet.bench import bench_config, run_bench
     cfg = bench_config(preset, budget=budget, arch=arch, n_tasks=n_tasks, scratch_tasks=scratch_tasks,
                        main_variants=tuple(v.strip() for v in variants.split(',')) if variants else None,
+                       ablations=tuple(v.strip() for v in ablations.split(',')) if ablations else None,
                        protocols=tuple(protocols.split(',')) if protocols else None)
     return run_bench(cfg, out, device)
 
