@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import PUDNET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,18 +56,20 @@ def test_bench_unknown_protocol_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and 'unknown protocol' in r.stderr, r.stderr
 
 
-def test_bench_unknown_variant_is_a_clear_error(tmp_path):
-    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--variants', 'full PudNet,no sketch', '--out', str(tmp_path)],
+@pytest.mark.parametrize('option', ['--variants', '--ablations'])
+def test_bench_unknown_variant_is_a_clear_error(tmp_path, option):
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', option, 'full PudNet,no sketch', '--out', str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown PudNet variants ['no sketch']" in r.stderr and 'metric loss only' in r.stderr, r.stderr
     assert not (tmp_path / 'records.json').exists()  # refused before any work
 
 
-def test_bench_variants_option_labels_every_row_with_the_variant(tmp_path):
-    "`--variants 'metric loss only'`: that PudNet alone is trained, and the scratch-task and fine-tuning rows carry its name."
+def test_bench_variants_and_ablations_options(tmp_path):
+    """`--variants 'metric loss only'`: that PudNet alone is trained, and the scratch-task and fine-tuning rows carry its name;
+    `--ablations`: those ablation rows replace the preset's, after the reference."""
     env = {**os.environ, 'PUDNET_COMMIT': 'test'}
-    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--variants', 'metric loss only', '--device', 'cpu', '--out', str(tmp_path)],
-                       env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([PUDNET, 'bench', '--preset', 'smoke', '--variants', 'metric loss only', '--ablations', 'metric only + base kernels',
+                        '--device', 'cpu', '--out', str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     records = [x for x in json.loads((tmp_path / 'records.json').read_text()) if 'method' in x]
     pudnets = {(x['method'], bool(x.get('subset'))) for x in records if x['method'].startswith('PudNet') and not x.get('group')}
@@ -73,3 +77,7 @@ def test_bench_variants_option_labels_every_row_with_the_variant(tmp_path):
                        ('PudNet metric loss only + fine-tuning 1 ep', True),
                        ('PudNet metric loss only, Pretrained start', False),  # the smoke preset's Pretrained-start rows
                        ('PudNet, Pretrained start, before meta-training', False)}, sorted(pudnets)
+    ablation = {x['method']: x for x in records if x.get('group') == 'ablation'}
+    assert set(ablation) == {'PudNet (ablation reference)', 'PudNet metric only + base kernels'}, sorted(ablation)
+    based = ablation['PudNet metric only + base kernels']
+    assert based['variant']['base_weights'] and based['steps'] == ablation['PudNet (ablation reference)']['steps']
