@@ -232,7 +232,7 @@ def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
 
 # %% ../nbs/07_core.ipynb #88106a88
 @torch.no_grad()
-def _predict(self: PudNet, images, batch_size: int = 1024) -> nn.Module:
+def _predict(self: PudNet, images, batch_size: int = 4096) -> nn.Module:
     "A ready target network (eval mode) for the dataset `images` (tensor, Dataset or DataLoader): predicted weights and its BatchNorm statistics."
     c = self.config
     device = next(self.parameters()).device
