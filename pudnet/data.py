@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'ImageData', 'load_digits_images', 'shared_data_root', 'load_shared',
-           'load_torchvision', 'load_dataset', 'load_npz', 'load_image_folder', 'load_user_data', 'to_float',
-           'adapt_images', 'check_images', 'image_folder_dataset']
+__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'ImageData', 'load_digits_images',
+           'shared_data_root', 'load_shared', 'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder',
+           'load_npz', 'load_user_data', 'to_float', 'adapt_images', 'check_images', 'image_folder_dataset']
 
 # %% ../nbs/00_data.ipynb #4a6842b2
 @dataclass
@@ -129,54 +132,201 @@ def load_dataset(name: str, split: str = 'train', root: str | Path | None = None
     if shared is not None and (shared / name).is_dir(): return load_shared(name, split, shared)
     return load_torchvision(name, split, root or '~/.cache/pudnet', download=download)
 
+# %% ../nbs/00_data.ipynb #b7e1a0c2
+MAX_IMAGE_PIXELS = 4096 * 4096  # pixels of one decoded image (50 MB as RGB); raise with max_pixels=
+MAX_DATA_BYTES = 4 * 2**30  # decoded bytes of one dataset (4 GiB); raise with max_bytes=
+
+def _size(nbytes: int) -> str: return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+def _check_bytes(nbytes: int, max_bytes: int, what: str):
+    "Refuse to decode `what` if it needs more than `max_bytes`, before anything is allocated."
+    if nbytes > max_bytes:
+        raise ValueError(f"{what} decode to {_size(nbytes)}, over the limit of {_size(max_bytes)}: "
+                         f"use fewer or smaller images, or raise the limit with max_bytes= (--max_data_gb)")
+
+class _Undecodable(ValueError): "An image file PIL cannot decode; `skip_bad=True` turns it into a warning."
+
+def _undecodable(path, e: Exception) -> _Undecodable:
+    return _Undecodable(f"{path}: cannot decode this image ({type(e).__name__}: {e}); fix or remove the file, "
+                        f"or skip unreadable files with skip_bad=True (--skip_bad_images)")
+
+def _open_image(path, max_pixels: int):
+    "`path` opened by PIL, only its header read; refused if it is not an image or has more than `max_pixels` pixels."
+    from PIL import Image
+    try: img = Image.open(path)
+    except Exception as e: raise _undecodable(path, e) from e  # PIL raises several kinds: UnidentifiedImageError, OSError, SyntaxError...
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise ValueError(f"{path} is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} per image: "
+                         f"resize it first, or raise the limit with max_pixels= (--max_image_pixels)")
+    return img
+
+def _stored_range(mode: str, a: np.ndarray, path) -> float:
+    "Top of the range deep pixels `a` are stored in: 65535 for 16-bit; else the smallest of 1 (floats), 255, 65535 holding them."
+    if mode.startswith('I;16'): return 65535.0
+    lo, hi = float(a.min()), float(a.max())
+    top = next((t for t in ((1.0,) if mode == 'F' else ()) + (255.0, 65535.0) if hi <= t), None)
+    if top is None or not lo >= 0:  # `not lo >= 0` is also true for NaN
+        raise ValueError(f"{path}: its {mode} pixels span {lo:g}..{hi:g}, outside 0..65535; convert the image to 8 bits first")
+    return top
+
+def _to_rgb8(img, path) -> np.ndarray:
+    "Decoded PIL image -> (H, W, 3) uint8: deep grey modes (16-bit, 32-bit, float) scaled by their range, other modes by PIL."
+    if img.mode.startswith('I') or img.mode == 'F':  # PIL's own conversion would clip these at 255
+        a = np.asarray(img, dtype=np.float64)  # (H, W)
+        grey = np.rint(a * (255 / _stored_range(img.mode, a, path))).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)  # (H, W) -> (H, W, 3)
+    if img.mode == 'P' and 'transparency' in img.info: img = img.convert('RGBA')  # PIL's route for palettes with transparency
+    return np.array(img.convert('RGB'))
+
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    "Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range; refuse undecodable or oversized files."
+    with _open_image(path, max_pixels) as img:
+        try: img.load()
+        except Exception as e: raise _undecodable(path, e) from e  # truncated or corrupt pixel data
+        return _to_rgb8(img, path)
+
+# %% ../nbs/00_data.ipynb #b7e1a0c6
+def _class_folders(root: Path) -> list:
+    "The class folders of an ImageFolder `root`, sorted by name, hidden ones skipped; a link back into or above the tree is refused."
+    real_root = root.resolve()
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
+    for d in folders:
+        target = d.resolve()
+        if d.is_symlink() and (target.is_relative_to(real_root) or real_root.is_relative_to(target)):
+            raise ValueError(f"{d} is a link to {target}, inside or above {root}: its images would be read twice (or endlessly); "
+                             f"replace the link by a real folder")
+    return folders
+
+def _raise(e: OSError): raise e  # os.walk would silently skip a folder it cannot read
+
+def _image_files(folder: Path, extensions: tuple) -> list:
+    "Image files under `folder`, sorted; a linked folder is not entered (with a warning), so the walk stays in the tree and ends."
+    files, links = [], []
+    for top, dirs, names in os.walk(folder, onerror=_raise):  # followlinks=False: linked folders are listed, not entered
+        top = Path(top)
+        links += [top / d for d in dirs if (top / d).is_symlink()]
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        files += [top / n for n in sorted(names) if n.lower().endswith(extensions) and not n.startswith('.')]
+    if links: warnings.warn(f"{folder}: {len(links)} linked folder(s) not followed, e.g. {links[0]}; copy the images in if they belong here")
+    return files
+
+def _folder_samples(root: Path) -> tuple:
+    "(image file, label) pairs of the ImageFolder `root`, and its class names."
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    folders = _class_folders(root)
+    if not folders: raise ValueError(f"{root}: not an ImageFolder layout (root/<class>/<image>): it has no class folders")
+    samples = [(f, label) for label, d in enumerate(folders) for f in _image_files(d, IMG_EXTENSIONS)]
+    if not samples: raise ValueError(f"{root}: its class folders hold no image files ({', '.join(IMG_EXTENSIONS)})")
+    return samples, [d.name for d in folders]
+
+def _decoded_images(samples: list, max_pixels: int, skip_bad: bool):
+    "(file, label, (H, W, 3) uint8 pixels) per sample; an undecodable file raises, or with `skip_bad` is left out with a warning."
+    for f, label in samples:
+        try: yield f, label, read_image(f, max_pixels)
+        except _Undecodable as e:
+            if not skip_bad: raise
+            warnings.warn(f"skipped {e}")
+
+def _image_tensor(n: int, shape: tuple, max_bytes: int, root) -> torch.Tensor:
+    "An empty uint8 (n, C, H, W) tensor for `n` images of `shape` (H, W, C), refused beyond `max_bytes`."
+    h, w, c = shape
+    _check_bytes(n * c * h * w, max_bytes, f"{root}: {n} images of {w}x{h}")
+    return torch.empty(n, c, h, w, dtype=torch.uint8)
+
+def _size_mismatch(root, a: tuple, b: tuple) -> ValueError:
+    "The error for two images, (file, (H, W, C)) each, of different sizes in one folder."
+    (fa, (ha, wa, _)), (fb, (hb, wb, _)) = a, b
+    return ValueError(f"{root}: images differ in size: {fa} is {wa}x{ha}, {fb} is {wb}x{hb}; resize them to one size first "
+                      f"(image_folder_dataset resizes each image as it reads it)")
+
+def load_image_folder(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
+                      max_bytes: int = MAX_DATA_BYTES) -> ImageData:
+    "Load an `ImageFolder` directory (`path/<class>/<image>`) as RGB images of one size; unreadable files refused (or skipped, `skip_bad`)."
+    samples, classes = _folder_samples(Path(path))
+    x, labels = None, []
+    for f, label, pixels in _decoded_images(samples, max_pixels, skip_bad):
+        if x is None: x, first = _image_tensor(len(samples), pixels.shape, max_bytes, path), (f, pixels.shape)
+        if pixels.shape != first[1]: raise _size_mismatch(path, first, (f, pixels.shape))
+        x[len(labels)] = torch.from_numpy(pixels).permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        labels.append(label)
+    if not labels: raise ValueError(f"{path}: none of its {len(samples)} image files could be decoded")
+    return ImageData(x[:len(labels)], torch.tensor(labels), classes)
+
 # %% ../nbs/00_data.ipynb #ac7004bb
+def _npy_header(zf, name: str) -> tuple:
+    "(shape, dtype) of the array `name` in the open zip `zf`, from its .npy header alone."
+    with zf.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+def _npz_headers(path: Path) -> dict:
+    "Shape and dtype of each array in the `.npz` file `path`, read from the headers (nothing decompressed)."
+    with open(path, 'rb') as f: magic = f.read(6)
+    if magic == b'\x93NUMPY':
+        raise ValueError(f"{path} holds a single .npy array, not an .npz archive: save images and labels together "
+                         f"with np.savez(path, x=images, y=labels)")
+    try:
+        with zipfile.ZipFile(path) as zf: return {n[:-4]: _npy_header(zf, n) for n in zf.namelist() if n.endswith('.npy')}
+    except Exception as e: raise ValueError(f"{path} is not a readable .npz file ({e}); save one with np.savez(path, x=images, y=labels)") from e
+
+def _uint8_advice(x: np.ndarray) -> str:
+    "How to turn pixels `x` of another dtype into uint8 0..255, judged from their values."
+    if x.size == 0: return "convert with x.astype('uint8')"
+    lo, hi = float(x.min()), float(x.max())
+    floats = np.issubdtype(x.dtype, np.floating)
+    if not (math.isfinite(lo) and math.isfinite(hi)): return "it holds NaN or Inf: clean it first"
+    if 0 <= lo and hi <= 1 and floats: return f"its values span {lo:g}..{hi:g}: convert with (x * 255).round().astype('uint8')"
+    if 0 <= lo and hi <= 255: return f"its values span {lo:g}..{hi:g}: convert with x{'.round()' if floats else ''}.astype('uint8')"
+    if 0 <= lo and hi <= 65535: return f"its values span {lo:g}..{hi:g} (16-bit?): convert with (x / 257).round().astype('uint8')"
+    return f"its values span {lo:g}..{hi:g}: rescale them to 0..255 first, then x.astype('uint8')"
+
+def _check_pixels(x: np.ndarray, path) -> np.ndarray:
+    "Pixels `x` as uint8 N x H x W x C (grey N x H x W gets C = 1), or an error with the fix."
+    if x.dtype != np.uint8: raise ValueError(f"{path}: `x` must be uint8 pixels 0..255, got {x.dtype}; {_uint8_advice(x)}")
+    if x.ndim == 3: x = x[..., None]
+    if x.ndim != 4: raise ValueError(f"{path}: `x` must be N x H x W x C (or N x H x W), got shape {x.shape}")
+    return x
+
 def _check_labels(y: np.ndarray, n: int, path) -> np.ndarray:
     if y.ndim != 1 or len(y) != n: raise ValueError(f"{path}: `y` must hold one label per image ({n}), got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer): raise ValueError(f"{path}: `y` must hold integer labels, got {y.dtype}")
     if len(y) and y.min() < 0: raise ValueError(f"{path}: labels must be >= 0, got {y.min()}")
     return y.astype(np.int64)
 
-def load_npz(path: str | Path) -> ImageData:
-    "Load an `.npz` with `x` (uint8, N x H x W x C or N x H x W) and `y` (integer labels)."
+def load_npz(path: str | Path, max_bytes: int = MAX_DATA_BYTES) -> ImageData:
+    "Load an `.npz` with `x` (uint8, N x H x W x C or N x H x W) and `y` (integer labels), sizes checked from the headers first."
     path = Path(path)
-    try: z = np.load(path, allow_pickle=False)
-    except Exception as e: raise ValueError(f"{path} is not a readable .npz file ({e})") from e
-    with z:
-        missing = {'x', 'y'} - set(z.files)
-        if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected arrays `x` (images) and `y` (labels), found {z.files}")
-        x, y = z['x'], z['y']
-    if x.dtype != np.uint8: raise ValueError(f"{path}: `x` must be uint8 pixels 0..255, got {x.dtype}; convert with (x * 255).astype('uint8')")
-    if x.ndim == 3: x = x[..., None]
-    if x.ndim != 4: raise ValueError(f"{path}: `x` must be N x H x W x C (or N x H x W), got shape {x.shape}")
+    headers = _npz_headers(path)
+    missing = {'x', 'y'} - set(headers)
+    if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected arrays `x` (images) and `y` (labels), found {sorted(headers)}")
+    _check_bytes(sum(math.prod(shape) * dtype.itemsize for shape, dtype in (headers['x'], headers['y'])), max_bytes, f"{path}: `x` and `y`")
+    with np.load(path, allow_pickle=False) as z: x, y = _check_pixels(z['x'], path), z['y']
     y = _check_labels(y, len(x), path)
     classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
     return ImageData(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y), classes)
 
-def load_image_folder(path: str | Path) -> ImageData:
-    "Load a torchvision `ImageFolder` directory (`path/<class>/<image>`); images must share one size."
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms.functional import pil_to_tensor
-    try: ds = ImageFolder(str(path))
-    except FileNotFoundError as e: raise ValueError(f"{path}: not an ImageFolder layout (path/<class>/<image>): {e}") from e
-    xs = [pil_to_tensor(ds.loader(p)) for p, _ in ds.samples]
-    sizes = {tuple(x.shape) for x in xs}
-    if len(sizes) > 1: raise ValueError(f"{path}: images differ in size/mode {sorted(sizes)[:3]}...; resize them to one size first")
-    return ImageData(torch.stack(xs), torch.tensor(ds.targets), list(ds.classes))
-
-def load_user_data(path: str | Path) -> ImageData:
-    "Load a user's dataset: an `.npz` file or an `ImageFolder` directory."
+def load_user_data(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
+                   max_bytes: int = MAX_DATA_BYTES) -> ImageData:
+    "Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad` and `max_pixels` apply to folders)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give an .npz file or an ImageFolder directory")
-    return load_image_folder(path) if path.is_dir() else load_npz(path)
+    if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes)
+    if not path.is_file(): raise ValueError(f"{path} is not a regular file (a device or pipe?): give an .npz file or an ImageFolder directory")
+    return load_npz(path, max_bytes)
 
 # %% ../nbs/00_data.ipynb #2c729816
 def to_float(x: torch.Tensor) -> torch.Tensor:
     "uint8 pixels (N, C, H, W) -> float32 in [-1, 1]."
     return x.float().div(127.5).sub(1.0)
 
-def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
-    "Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels."
-    if x.ndim != 4: raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
+_ADAPT_CHUNK_VALUES = 2**24  # adapt_images converts about this many pixel values at a time (64 MB as floats)
+
+def _adapt_chunk(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    "Adapt the images `x` (N, C, H, W) to `channels` (1 <-> 3) and resize them to `size`."
     c = x.shape[1]
     if c != channels:
         if c == 1 and channels == 3: x = x.expand(-1, 3, -1, -1)
@@ -187,6 +337,13 @@ def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
         xf = F.interpolate(x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
         x = xf.round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else xf
     return x.contiguous()
+
+def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    "Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels, a chunk of images at a time (bounded memory)."
+    if x.ndim != 4: raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
+    per_chunk = max(1, _ADAPT_CHUNK_VALUES // max(1, math.prod(x.shape[1:])))  # images per chunk
+    if len(x) <= per_chunk: return _adapt_chunk(x, channels, size)
+    return torch.cat([_adapt_chunk(part, channels, size) for part in x.split(per_chunk)])
 
 def check_images(x, channels: int | None = None, size: int | None = None, what: str = 'images') -> torch.Tensor:
     "Validate float images (N, C, H, W): rank, non-empty, channel count, size, finiteness; raise a clear error."
@@ -206,9 +363,17 @@ def check_images(x, channels: int | None = None, size: int | None = None, what: 
     return x
 
 # %% ../nbs/00_data.ipynb #eff61447
-def image_folder_dataset(path: str | Path, channels: int, size: int):
-    "A torchvision `ImageFolder` yielding float (channels, size, size) images in [-1, 1] and labels, read lazily."
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms.functional import pil_to_tensor
-    def to_input(img): return to_float(adapt_images(pil_to_tensor(img.convert('RGB'))[None], channels, size))[0]
-    return ImageFolder(str(path), transform=to_input)
+class _ImageFiles(torch.utils.data.Dataset):
+    "Images decoded one at a time from (file, label) `samples`, each returned as (transform(pixels), label)."
+    def __init__(self, samples: list, classes: list, transform, max_pixels: int):
+        self.samples, self.classes, self.transform, self.max_pixels = samples, classes, transform, max_pixels
+        self.targets = [label for _, label in samples]
+    def __len__(self): return len(self.samples)
+    def __getitem__(self, i):
+        f, label = self.samples[i]
+        return self.transform(read_image(f, self.max_pixels)), label
+
+def image_folder_dataset(path: str | Path, channels: int, size: int, max_pixels: int = MAX_IMAGE_PIXELS):
+    "An `ImageFolder`-like `Dataset` of float (channels, size, size) images in [-1, 1] and labels, each decoded when read."
+    def to_input(pixels): return to_float(adapt_images(torch.from_numpy(pixels).permute(2, 0, 1)[None], channels, size))[0]
+    return _ImageFiles(*_folder_samples(Path(path)), to_input, max_pixels)
