@@ -5,9 +5,13 @@
 # %% ../nbs/11_cli.ipynb #142ac6ef
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,7 +19,7 @@ import torch.distributed as dist
 from fastcore.script import anno_parser
 
 from .core import PudNet, PudNetConfig, save_network
-from .data import adapt_images, check_images, load_user_data, to_float
+from .data import MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float
 from .evaluation import compare, format_table, user_tasks, write_records
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig, meta_train
@@ -23,11 +27,107 @@ from .training import TrainConfig, meta_train
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'demo', 'train', 'evaluate', 'predict', 'bench', 'main']
 
-# %% ../nbs/11_cli.ipynb #03ef0e70
-def _epochs(text: str) -> tuple:
-    try: return tuple(int(e) for e in str(text).split(','))
-    except ValueError: raise ValueError(f"--epochs takes comma-separated integers like 1,10,30, got {text!r}") from None
+# %% ../nbs/11_cli.ipynb #c3a9e002
+def _at_least(least: int, **counts):
+    "Refuse any of `counts` (option name -> value, None for the default) below `least`."
+    for name, n in counts.items():
+        if n is not None and n < least: raise ValueError(f"--{name} must be at least {least}, got {n}")
 
+def _positive_finite(**values):
+    "Refuse any of `values` (option name -> value, None for the default) that is not a positive finite number."
+    for name, v in values.items():
+        if v is not None and not (math.isfinite(v) and v > 0): raise ValueError(f"--{name} must be a positive finite number, got {v}")
+
+def _check_device(device: str, auto: bool = False) -> str:
+    "`device` if this machine has it (cpu, cuda, cuda:N; also 'auto' if `auto`), else a one-line refusal."
+    if auto and device == 'auto': return device
+    try: d = torch.device(device)
+    except (RuntimeError, ValueError): d = None
+    if d is None or d.type not in ('cpu', 'cuda'):
+        raise ValueError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N{' (or auto)' if auto else ''}")
+    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {device}: this machine has no usable CUDA GPU; use --device cpu")
+    if d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    return device
+
+def _epochs(text: str) -> tuple:
+    "Epoch counts from text like '1,10,30', each at least 1."
+    try: epochs = tuple(int(e) for e in str(text).split(','))
+    except ValueError: epochs = ()
+    if not epochs or min(epochs) < 1: raise ValueError(f"--epochs takes comma-separated positive integers like 1,10,30, got {text!r}")
+    return epochs
+
+def _data_limits(max_image_pixels: int | None, max_data_gb: float | None) -> dict:
+    "`load_user_data`'s size limits from the command line's options (None: the library's defaults), checked."
+    _at_least(1, max_image_pixels=max_image_pixels)
+    _positive_finite(max_data_gb=max_data_gb)
+    return dict(max_pixels=max_image_pixels or MAX_IMAGE_PIXELS,
+                max_bytes=MAX_DATA_BYTES if max_data_gb is None else int(max_data_gb * 2**30))
+
+# %% ../nbs/11_cli.ipynb #c3a9e005
+def _same_file(a: Path, b: Path) -> bool:
+    "Whether `a` and `b` name the same file or folder, links resolved."
+    try: return os.path.samefile(a, b)
+    except OSError: return a.resolve() == b.resolve()  # one of them does not exist (yet)
+
+def _refuse_inputs(out: Path, flag: str, inputs: dict):
+    "Refuse an output path that is one of the command's `inputs` (name -> path, or None) or lies inside an input folder."
+    for what, path in inputs.items():
+        if path is None: continue
+        path = Path(path)
+        inside = path.is_dir() and out.resolve().is_relative_to(path.resolve())
+        if inside or _same_file(out, path):
+            raise ValueError(f"{flag} {out} {'lies inside' if inside else 'is'} the {what} {path}: writing it would destroy an input; "
+                             f"choose another path")
+
+def _check_writable(folder: Path, flag: str):
+    "Refuse, before any work is done, an output `folder` that cannot be made or written."
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir(): raise ValueError(f"{flag}: {existing} is a file, so no folder can be made in it")
+    if not os.access(existing, os.W_OK | os.X_OK): raise PermissionError(f"{flag}: cannot write in {existing} (read-only, or no permission)")
+
+def _check_output_file(out: str, flag: str = '--out', **inputs) -> Path:
+    "`out` if writing it destroys nothing: not an input (`inputs`: name -> path), a folder, a device or other non-regular file."
+    out = Path(out)
+    if out.is_dir(): raise ValueError(f"{flag} {out} is a folder; give the path of a file to write")
+    if out.exists() and not out.is_file(): raise ValueError(f"{flag} {out} is not a regular file (a device, pipe or socket?): give the path of a file")
+    _refuse_inputs(out, flag, inputs)
+    _check_writable(out.parent, flag)
+    return out
+
+def _check_output_folder(out: str, flag: str = '--out', **inputs) -> Path:
+    "`out` if it can hold a command's outputs: a folder (or nothing yet), not inside an input (`inputs`: name -> path), writable."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} exists and is not a folder: give a folder for the outputs")
+    _refuse_inputs(out, flag, inputs)
+    _check_writable(out, flag)
+    return out
+
+def _write_records(path, records: list) -> Path:
+    "Write `records` to `path`; if that fails, print them as JSON first (the work is not lost) and say why."
+    try: return write_records(path, records)
+    except OSError as e:
+        print(json.dumps(records, indent=1))
+        raise OSError(f"could not write the records to {path} ({e.strerror or e}); they are printed above as JSON") from e
+
+# %% ../nbs/11_cli.ipynb #c3a9e008
+def _nonfinite_tensors(model: torch.nn.Module) -> list:
+    "Names of `model`'s floating-point tensors that hold NaN or Inf."
+    return [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+def _check_finite(model: torch.nn.Module, source: str, fix: str):
+    "Refuse a model with NaN or Inf in its tensors (the mark of a diverged training run), naming its `source` and the `fix`."
+    bad = _nonfinite_tensors(model)
+    if bad: raise FloatingPointError(f"{source} holds NaN or Inf in {len(bad)} tensors (e.g. {bad[0]}): training diverged; {fix}")
+
+def _load_model(checkpoint: str, device: str, arch: str | None = None) -> PudNet:
+    "The PudNet in `checkpoint`, on `device`; refused if the file lacks an entry or holds NaN or Inf."
+    try: model = PudNet.load(checkpoint, arch=arch)
+    except KeyError as e: raise ValueError(f"{checkpoint} lacks its {e} entry: not a complete pudnet checkpoint") from e
+    _check_finite(model, str(checkpoint), "train again with a lower --lr")
+    return model.to(device)
+
+# %% ../nbs/11_cli.ipynb #03ef0e70
 def _print_history(history: list):
     if history:
         last = history[-20:]
@@ -43,7 +143,9 @@ def demo(steps: int = 300,  # meta-training steps (4 tasks each)
          seed: int = 0,  # seed of initialisation and task sampling
          quiet: bool = False):  # no progress bars
     "Meta-train PudNet on digits 0-5, predict ConvNet-3s for unseen digits 6-9, compare with Adam from scratch."
-    out = Path(out)
+    _at_least(1, steps=steps, test_tasks=test_tasks)
+    _at_least(0, scratch_tasks=scratch_tasks)
+    epochs, out = _epochs(epochs), _check_output_folder(out)
     torch.manual_seed(seed)
     data = load_protocol_data('digits-set')
     model = PudNet(PudNetConfig(arch='convnet3', in_channels=1, image_size=28, n_train_classes=len(data.train_classes)))
@@ -55,11 +157,10 @@ def demo(steps: int = 300,  # meta-training steps (4 tasks each)
     tasks = protocol_tasks(data, test_tasks)
     print(f"evaluating on {len(tasks)} tasks of unseen digits {data.test_classes} (P: 40 per class, 10 labelled; Q: the rest); "
           f"Adam from scratch on the first {min(scratch_tasks, len(tasks))}")
-    records = compare('digits-set', model, tasks, scratch_tasks, _epochs(epochs), progress=not quiet)
+    records = compare('digits-set', model, tasks, scratch_tasks, epochs, progress=not quiet)
     for r in records: r['train_steps'], r['train_tasks_per_step'] = steps, cfg.tasks_per_step
-    write_records(out / 'results.json', records)
     print(format_table(records))
-    print(f"records: {out / 'results.json'}")
+    print(f"records: {_write_records(out / 'results.json', records)}")
     return records
 
 # %% ../nbs/11_cli.ipynb #ed4ecac9
@@ -97,7 +198,11 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
           device: str = 'cpu',  # cpu or cuda
           quiet: bool = False):  # no progress bars
     "Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per device)."
-    device, rank = _init_distributed(device)
+    _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class, gen_rank=gen_rank,
+              checkpoint_every=checkpoint_every)
+    _positive_finite(lr=lr)
+    _check_output_file(checkpoint, '--checkpoint', datasets=data_root or shared_data_root())
+    device, rank = _init_distributed(_check_device(device))
     quiet = quiet or rank != 0
     p = get_protocol(protocol)
     data = load_protocol_data(p, data_root, download)
@@ -105,7 +210,8 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
     config = PudNetConfig(arch=arch, in_channels=p.channels, image_size=p.image_size, n_train_classes=len(data.train_classes),
                           eta=(0.5 if resnet else 0.1) if eta is None else eta, gen_rank=(16 if resnet else None) if gen_rank is None else gen_rank,
                           use_context=not no_context, fan_in_scale=not no_fan_in)
-    cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=p.ways, p_per_class=p_per_class or min(p.p_per_class or 100, 100),
+    cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=p.ways,
+                      p_per_class=min(p.p_per_class or 100, 100) if p_per_class is None else p_per_class,
                       q_per_class=q_per_class, lr=lr, seed=seed, use_metric_loss=not no_metric, use_head_loss=not no_head,
                       use_kl_loss=not no_kl, checkpoint_every=checkpoint_every)
     torch.manual_seed(seed)
@@ -114,8 +220,18 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
     try: history = meta_train(model, data.meta_train, data.train_classes, cfg, checkpoint=checkpoint, progress=not quiet)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
+    _check_finite(model, f"the model trained into {checkpoint}", f"delete {checkpoint} and train again with a lower --lr than {lr}")
     if rank == 0: _print_history(history)
     return history
+
+# %% ../nbs/11_cli.ipynb #c3a9e00a
+def _protocol_tasks(checkpoint: str, model: PudNet, protocol: str, tasks: int | None, data_root, download: bool) -> list:
+    "The test tasks of `protocol`, if the images it uses fit the model in `checkpoint`."
+    p, c = get_protocol(protocol), model.config
+    if (p.channels, p.image_size) != (c.in_channels, c.image_size):
+        raise ValueError(f"{checkpoint} expects {c.in_channels}x{c.image_size}x{c.image_size} images, protocol {protocol} "
+                         f"has {p.channels}x{p.image_size}x{p.image_size}: use a checkpoint trained for it")
+    return protocol_tasks(load_protocol_data(p, data_root, download, meta_train=False), tasks)
 
 # %% ../nbs/11_cli.ipynb #61b149f6
 def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
@@ -130,40 +246,50 @@ def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
              out: str = None,  # write the records to this JSON file
              data_root: str = None,  # folder of the datasets
              download: bool = False,  # let torchvision download missing datasets (needs internet)
+             skip_bad_images: bool = False,  # with --data: leave out (with a warning) image files that cannot be decoded
+             max_image_pixels: int = None,  # with --data: refuse larger images (default: 4096 x 4096)
+             max_data_gb: float = None,  # with --data: refuse data that decodes to more (default: 4)
              device: str = 'cpu',  # cpu or cuda
              quiet: bool = False):  # no progress bars
     "Evaluate a PudNet checkpoint on a protocol's test tasks or on your own labelled images."
     if (protocol is None) == (data is None): raise ValueError("give exactly one of --protocol NAME or --data PATH")
-    model = PudNet.load(checkpoint, arch=arch).to(device)
-    c = model.config
-    if protocol is not None:
-        p = get_protocol(protocol)
-        if (p.channels, p.image_size) != (c.in_channels, c.image_size):
-            raise ValueError(f"{checkpoint} expects {c.in_channels}x{c.image_size}x{c.image_size} images, protocol {protocol} "
-                             f"has {p.channels}x{p.image_size}x{p.image_size}: use a checkpoint trained for it")
-        task_list, name = protocol_tasks(load_protocol_data(p, data_root, download, meta_train=False), tasks), protocol
-    else: task_list, name = user_tasks(load_user_data(data), model, ways, tasks or 20), str(data)
-    records = compare(name, model, task_list, scratch_tasks, _epochs(epochs), gc=gc, device=device, progress=not quiet)
+    _at_least(1, tasks=tasks)
+    _at_least(2, ways=ways)
+    _at_least(0, scratch_tasks=scratch_tasks)
+    epochs, device = _epochs(epochs), _check_device(device)
+    limits = _data_limits(max_image_pixels, max_data_gb)
+    if out: _check_output_file(out, checkpoint=checkpoint, data=data, datasets=data_root or shared_data_root())
+    images = None if data is None else load_user_data(data, skip_bad_images, **limits)
+    model = _load_model(checkpoint, device, arch)
+    if images is None: task_list, name = _protocol_tasks(checkpoint, model, protocol, tasks, data_root, download), protocol
+    else: task_list, name = user_tasks(images, model, ways, 20 if tasks is None else tasks), str(data)
+    records = compare(name, model, task_list, scratch_tasks, epochs, gc=gc, device=device, progress=not quiet)
     print(format_table(records))
-    if out: print(f"records: {write_records(out, records)}")
+    if out: print(f"records: {_write_records(out, records)}")
     return records
 
 # %% ../nbs/11_cli.ipynb #78716b40
 def predict(checkpoint: str,  # a PudNet checkpoint
             data: str,  # your images: ImageFolder directory or .npz with x (and y)
             out: str = 'network.safetensors',  # where to save the predicted network
+            skip_bad_images: bool = False,  # leave out (with a warning) image files that cannot be decoded
+            max_image_pixels: int = None,  # refuse larger images (default: 4096 x 4096)
+            max_data_gb: float = None,  # refuse data that decodes to more (default: 4)
             device: str = 'cpu'):  # cpu or cuda
     "Predict the weights of a target network for the images in `data` and save the network."
-    model = PudNet.load(checkpoint).to(device)
+    limits, device = _data_limits(max_image_pixels, max_data_gb), _check_device(device)
+    out = _check_output_file(out, checkpoint=checkpoint, data=data)
+    images = load_user_data(data, skip_bad_images, **limits)
+    model = _load_model(checkpoint, device)
     c = model.config
-    images = load_user_data(data)
     if images.shape[0] != c.in_channels or images.shape[1:] != (c.image_size, c.image_size):
         print(f"adapting {len(images)} images of {images.shape} to {c.in_channels}x{c.image_size}x{c.image_size}")
     x = check_images(to_float(adapt_images(images.x, c.in_channels, c.image_size)).to(device), c.in_channels, c.image_size)
     t0 = time.perf_counter()
     net = model.predict(x)
     seconds = time.perf_counter() - t0
-    save_network(net, out, c)
+    try: save_network(net, out, c)
+    except OSError as e: raise OSError(f"could not save the network to {out} ({e.strerror or e}); nothing was written there") from e
     print(f"predicted a {c.arch} for {len(x)} images in {seconds:.3f} s; saved to {out} (load with pudnet.core.load_network)")
     return net
 
@@ -180,30 +306,57 @@ def bench(preset: str = 'gpu',  # gpu, gpu-losses, gpu-improvements, cpu, ablati
           device: str = 'auto'):  # auto, cpu or cuda
     "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
     from pudnet.bench import bench_config, run_bench
+    _positive_finite(budget=budget)
+    _at_least(1, n_tasks=n_tasks)
+    _at_least(0, scratch_tasks=scratch_tasks)
+    device, out = _check_device(device, auto=True), _check_output_folder(out, datasets=shared_data_root())
     cfg = bench_config(preset, budget=budget, arch=arch, n_tasks=n_tasks, scratch_tasks=scratch_tasks,
                        main_variants=tuple(v.strip() for v in variants.split(',')) if variants else None,
                        ablations=tuple(v.strip() for v in ablations.split(',')) if ablations else None,
                        protocols=tuple(protocols.split(',')) if protocols else None)
     return run_bench(cfg, out, device)
 
+# %% ../nbs/11_cli.ipynb #c3a9e00c
 COMMANDS = {'demo': demo, 'train': train, 'evaluate': evaluate, 'predict': predict, 'bench': bench}
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, TypeError)
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, MemoryError)
+_MESSAGE_CHARS = 600  # an error message longer than this is cut (--debug shows all of it)
+
+def _one_line(e: BaseException) -> str:
+    "The message of `e` on one line, cut to _MESSAGE_CHARS (a KeyError names its key as missing)."
+    text = ' '.join((f"missing entry {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__).split())
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + ' ... (--debug shows the rest)'
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "A warning as one line on stderr, without the source line."
+    print(f"pudnet: warning: {message}", file=sys.stderr)
+
+def _usage(asked: bool) -> int:
+    print("usage: pudnet {" + ','.join(COMMANDS) + "} [options] [--debug]   (pudnet COMMAND --help for its options)")
+    for name, fn in COMMANDS.items(): print(f"  {name:<9} {fn.__doc__}")
+    return 0 if asked else 2
+
+def _run(name: str, argv: list, debug: bool) -> int:
+    "Parse `argv` for command `name` and run it; an expected error becomes one line on stderr. The exit status."
+    try: args = vars(anno_parser(COMMANDS[name], prog=f'pudnet {name}').parse_args(argv))
+    except SystemExit as e: return e.code or 0  # argparse printed the help, or its usage and error
+    args.pop('pdb', None)
+    args.pop('xtra', None)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try: COMMANDS[name](**args)
+        except USER_ERRORS as e:
+            if debug: traceback.print_exc()
+            print(f"pudnet {name}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+    return 0
 
 def main(argv: list | None = None) -> int:
-    "The `pudnet` console script: dispatch to a command; user errors exit with status 2 and a one-line message."
+    "The `pudnet` console script: run a command; an expected error exits with status 2 and one line (`--debug`: and the traceback)."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help'):
-        print("usage: pudnet {" + ','.join(COMMANDS) + "} [options]   (pudnet COMMAND --help for its options)")
-        for name, fn in COMMANDS.items(): print(f"  {name:<9} {fn.__doc__}")
-        return 0 if argv else 2
-    name = argv[0]
-    if name not in COMMANDS:
-        print(f"pudnet: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+    debug = '--debug' in argv or os.environ.get('PUDNET_DEBUG', '') not in ('', '0')
+    argv = [a for a in argv if a != '--debug']
+    if not argv or argv[0] in ('-h', '--help'): return _usage(bool(argv))
+    if argv[0] not in COMMANDS:
+        print(f"pudnet: error: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    args = vars(anno_parser(COMMANDS[name], prog=f'pudnet {name}').parse_args(argv[1:]))
-    args.pop('pdb', None); args.pop('xtra', None)
-    try: COMMANDS[name](**args)
-    except USER_ERRORS as e:
-        print(f"pudnet {name}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return _run(argv[0], argv[1:], debug)

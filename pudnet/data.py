@@ -136,7 +136,9 @@ def load_dataset(name: str, split: str = 'train', root: str | Path | None = None
 MAX_IMAGE_PIXELS = 4096 * 4096  # pixels of one decoded image (50 MB as RGB); raise with max_pixels=
 MAX_DATA_BYTES = 4 * 2**30  # decoded bytes of one dataset (4 GiB); raise with max_bytes=
 
-def _size(nbytes: int) -> str: return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+def _size(nbytes: int) -> str:
+    "`nbytes` in a readable unit."
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes:,} bytes"
 
 def _check_bytes(nbytes: int, max_bytes: int, what: str):
     "Refuse to decode `what` if it needs more than `max_bytes`, before anything is allocated."
@@ -144,17 +146,17 @@ def _check_bytes(nbytes: int, max_bytes: int, what: str):
         raise ValueError(f"{what} decode to {_size(nbytes)}, over the limit of {_size(max_bytes)}: "
                          f"use fewer or smaller images, or raise the limit with max_bytes= (--max_data_gb)")
 
-class _Undecodable(ValueError): "An image file PIL cannot decode; `skip_bad=True` turns it into a warning."
-
-def _undecodable(path, e: Exception) -> _Undecodable:
-    return _Undecodable(f"{path}: cannot decode this image ({type(e).__name__}: {e}); fix or remove the file, "
-                        f"or skip unreadable files with skip_bad=True (--skip_bad_images)")
+class _Undecodable(ValueError):
+    "An image file PIL cannot decode (`short` says which and why); `skip_bad=True` turns it into a warning."
+    def __init__(self, path, e: Exception):
+        self.short = f"{path}: cannot decode this image ({type(e).__name__}: {e})"
+        super().__init__(f"{self.short}; fix or remove the file, or skip unreadable files with skip_bad=True (--skip_bad_images)")
 
 def _open_image(path, max_pixels: int):
     "`path` opened by PIL, only its header read; refused if it is not an image or has more than `max_pixels` pixels."
     from PIL import Image
     try: img = Image.open(path)
-    except Exception as e: raise _undecodable(path, e) from e  # PIL raises several kinds: UnidentifiedImageError, OSError, SyntaxError...
+    except Exception as e: raise _Undecodable(path, e) from e  # PIL raises several kinds: UnidentifiedImageError, OSError, SyntaxError...
     w, h = img.size
     if w * h > max_pixels:
         img.close()
@@ -184,7 +186,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
     "Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range; refuse undecodable or oversized files."
     with _open_image(path, max_pixels) as img:
         try: img.load()
-        except Exception as e: raise _undecodable(path, e) from e  # truncated or corrupt pixel data
+        except Exception as e: raise _Undecodable(path, e) from e  # truncated or corrupt pixel data
         return _to_rgb8(img, path)
 
 # %% ../nbs/00_data.ipynb #b7e1a0c6
@@ -227,7 +229,7 @@ def _decoded_images(samples: list, max_pixels: int, skip_bad: bool):
         try: yield f, label, read_image(f, max_pixels)
         except _Undecodable as e:
             if not skip_bad: raise
-            warnings.warn(f"skipped {e}")
+            warnings.warn(f"skipped {e.short}")
 
 def _image_tensor(n: int, shape: tuple, max_bytes: int, root) -> torch.Tensor:
     "An empty uint8 (n, C, H, W) tensor for `n` images of `shape` (H, W, C), refused beyond `max_bytes`."
