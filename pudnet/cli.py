@@ -36,7 +36,8 @@ def _at_least(least: int, **counts):
 def _positive_finite(**values):
     "Refuse any of `values` (option name -> value, None for the default) that is not a positive finite number."
     for name, v in values.items():
-        if v is not None and not (math.isfinite(v) and v > 0): raise ValueError(f"--{name} must be a positive finite number, got {v}")
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--{name} must be a positive finite number, got {v}")
 
 def _check_device(device: str, auto: bool = False) -> str:
     "`device` if this machine has it (cpu, cuda, cuda:N; also 'auto' if `auto`), else a one-line refusal."
@@ -45,16 +46,18 @@ def _check_device(device: str, auto: bool = False) -> str:
     except (RuntimeError, ValueError): d = None
     if d is None or d.type not in ('cpu', 'cuda'):
         raise ValueError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N{' (or auto)' if auto else ''}")
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {device}: this machine has no usable CUDA GPU; use --device cpu")
+    if d.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this machine has no usable CUDA GPU; use --device cpu")
     if d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), from 0")
     return device
 
 def _epochs(text: str) -> tuple:
     "Epoch counts from text like '1,10,30', each at least 1."
     try: epochs = tuple(int(e) for e in str(text).split(','))
     except ValueError: epochs = ()
-    if not epochs or min(epochs) < 1: raise ValueError(f"--epochs takes comma-separated positive integers like 1,10,30, got {text!r}")
+    if not epochs or min(epochs) < 1:
+        raise ValueError(f"--epochs takes comma-separated positive integers like 1,10,30, got {text!r}")
     return epochs
 
 def _data_limits(max_image_pixels: int | None, max_data_gb: float | None) -> dict:
@@ -71,34 +74,36 @@ def _same_file(a: Path, b: Path) -> bool:
     except OSError: return a.resolve() == b.resolve()  # one of them does not exist (yet)
 
 def _refuse_inputs(out: Path, flag: str, inputs: dict):
-    "Refuse an output path that is one of the command's `inputs` (name -> path, or None) or lies inside an input folder."
+    "Refuse an output path that is one of the command's `inputs` (name -> path, or None) or inside an input folder."
     for what, path in inputs.items():
         if path is None: continue
         path = Path(path)
         inside = path.is_dir() and out.resolve().is_relative_to(path.resolve())
         if inside or _same_file(out, path):
-            raise ValueError(f"{flag} {out} {'lies inside' if inside else 'is'} the {what} {path}: writing it would destroy an input; "
-                             f"choose another path")
+            raise ValueError(f"{flag} {out} {'lies inside' if inside else 'is'} the {what} {path}: "
+                             f"writing it would destroy an input; choose another path")
 
 def _check_writable(folder: Path, flag: str):
     "Refuse, before any work is done, an output `folder` that cannot be made or written."
     existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     if not existing.is_dir(): raise ValueError(f"{flag}: {existing} is a file, so no folder can be made in it")
-    if not os.access(existing, os.W_OK | os.X_OK): raise PermissionError(f"{flag}: cannot write in {existing} (read-only, or no permission)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag}: cannot write in {existing} (read-only, or no permission)")
 
 def _check_output_file(out: str, flag: str = '--out', **inputs) -> Path:
-    "`out` if writing it destroys nothing: not an input (`inputs`: name -> path), a folder, a device or other non-regular file."
+    "`out` if writing it destroys nothing: not an input (`inputs`: name -> path), a folder, a device or a pipe."
     out = Path(out)
     if out.is_dir(): raise ValueError(f"{flag} {out} is a folder; give the path of a file to write")
-    if out.exists() and not out.is_file(): raise ValueError(f"{flag} {out} is not a regular file (a device, pipe or socket?): give the path of a file")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"{flag} {out} is not a regular file (a device, pipe or socket?): give the path of a file")
     _refuse_inputs(out, flag, inputs)
     _check_writable(out.parent, flag)
     return out
 
 def _check_output_folder(out: str, flag: str = '--out', **inputs) -> Path:
-    "`out` if it can hold a command's outputs: a folder (or nothing yet), not inside an input (`inputs`: name -> path), writable."
+    "`out` if it can hold a command's outputs: a folder (or nothing yet), not inside an input, writable."
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} exists and is not a folder: give a folder for the outputs")
+    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} exists and is not a folder: give a folder")
     _refuse_inputs(out, flag, inputs)
     _check_writable(out, flag)
     return out
@@ -108,7 +113,8 @@ def _write_records(path, records: list) -> Path:
     try: return write_records(path, records)
     except OSError as e:
         print(json.dumps(records, indent=1))
-        raise OSError(f"could not write the records to {path} ({e.strerror or e}); they are printed above as JSON") from e
+        raise OSError(f"could not write the records to {path} ({e.strerror or e}); "
+                      f"they are printed above as JSON") from e
 
 # %% ../nbs/11_cli.ipynb #c3a9e008
 def _nonfinite_tensors(model: torch.nn.Module) -> list:
@@ -116,9 +122,10 @@ def _nonfinite_tensors(model: torch.nn.Module) -> list:
     return [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
 
 def _check_finite(model: torch.nn.Module, source: str, fix: str):
-    "Refuse a model with NaN or Inf in its tensors (the mark of a diverged training run), naming its `source` and the `fix`."
+    "Refuse a model with NaN or Inf in its tensors (a diverged training run), naming its `source` and the `fix`."
     bad = _nonfinite_tensors(model)
-    if bad: raise FloatingPointError(f"{source} holds NaN or Inf in {len(bad)} tensors (e.g. {bad[0]}): training diverged; {fix}")
+    if bad: raise FloatingPointError(f"{source} holds NaN or Inf in {len(bad)} tensors (e.g. {bad[0]}): "
+                                     f"training diverged; {fix}")
 
 def _load_model(checkpoint: str, device: str, arch: str | None = None) -> PudNet:
     "The PudNet in `checkpoint`, on `device`; refused if the file lacks an entry or holds NaN or Inf."
@@ -198,8 +205,8 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
           device: str = 'cpu',  # cpu or cuda
           quiet: bool = False):  # no progress bars
     "Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per device)."
-    _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class, gen_rank=gen_rank,
-              checkpoint_every=checkpoint_every)
+    _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class,
+              gen_rank=gen_rank, checkpoint_every=checkpoint_every)
     _positive_finite(lr=lr)
     _check_output_file(checkpoint, '--checkpoint', datasets=data_root or shared_data_root())
     device, rank = _init_distributed(_check_device(device))
@@ -220,17 +227,18 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
     try: history = meta_train(model, data.meta_train, data.train_classes, cfg, checkpoint=checkpoint, progress=not quiet)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
-    _check_finite(model, f"the model trained into {checkpoint}", f"delete {checkpoint} and train again with a lower --lr than {lr}")
+    _check_finite(model, f"the model trained into {checkpoint}",
+                  f"delete it and train again with a lower --lr than {lr}")
     if rank == 0: _print_history(history)
     return history
 
 # %% ../nbs/11_cli.ipynb #c3a9e00a
-def _protocol_tasks(checkpoint: str, model: PudNet, protocol: str, tasks: int | None, data_root, download: bool) -> list:
+def _protocol_tasks(model: PudNet, checkpoint: str, protocol: str, tasks: int | None, data_root, download: bool):
     "The test tasks of `protocol`, if the images it uses fit the model in `checkpoint`."
     p, c = get_protocol(protocol), model.config
     if (p.channels, p.image_size) != (c.in_channels, c.image_size):
-        raise ValueError(f"{checkpoint} expects {c.in_channels}x{c.image_size}x{c.image_size} images, protocol {protocol} "
-                         f"has {p.channels}x{p.image_size}x{p.image_size}: use a checkpoint trained for it")
+        raise ValueError(f"{checkpoint} expects {c.in_channels}x{c.image_size}x{c.image_size} images, "
+                         f"protocol {protocol} has {p.channels}x{p.image_size}x{p.image_size}: use one trained for it")
     return protocol_tasks(load_protocol_data(p, data_root, download, meta_train=False), tasks)
 
 # %% ../nbs/11_cli.ipynb #61b149f6
@@ -246,7 +254,7 @@ def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
              out: str = None,  # write the records to this JSON file
              data_root: str = None,  # folder of the datasets
              download: bool = False,  # let torchvision download missing datasets (needs internet)
-             skip_bad_images: bool = False,  # with --data: leave out (with a warning) image files that cannot be decoded
+             skip_bad_images: bool = False,  # with --data: leave out (with a warning) undecodable image files
              max_image_pixels: int = None,  # with --data: refuse larger images (default: 4096 x 4096)
              max_data_gb: float = None,  # with --data: refuse data that decodes to more (default: 4)
              device: str = 'cpu',  # cpu or cuda
@@ -261,8 +269,10 @@ def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
     if out: _check_output_file(out, checkpoint=checkpoint, data=data, datasets=data_root or shared_data_root())
     images = None if data is None else load_user_data(data, skip_bad_images, **limits)
     model = _load_model(checkpoint, device, arch)
-    if images is None: task_list, name = _protocol_tasks(checkpoint, model, protocol, tasks, data_root, download), protocol
-    else: task_list, name = user_tasks(images, model, ways, 20 if tasks is None else tasks), str(data)
+    if images is None:
+        task_list, name = _protocol_tasks(model, checkpoint, protocol, tasks, data_root, download), protocol
+    else:
+        task_list, name = user_tasks(images, model, ways, 20 if tasks is None else tasks), str(data)
     records = compare(name, model, task_list, scratch_tasks, epochs, gc=gc, device=device, progress=not quiet)
     print(format_table(records))
     if out: print(f"records: {_write_records(out, records)}")
@@ -289,7 +299,8 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     net = model.predict(x)
     seconds = time.perf_counter() - t0
     try: save_network(net, out, c)
-    except OSError as e: raise OSError(f"could not save the network to {out} ({e.strerror or e}); nothing was written there") from e
+    except OSError as e:
+        raise OSError(f"could not save the network to {out} ({e.strerror or e}); nothing was written there") from e
     print(f"predicted a {c.arch} for {len(x)} images in {seconds:.3f} s; saved to {out} (load with pudnet.core.load_network)")
     return net
 
@@ -351,7 +362,7 @@ def _run(name: str, argv: list, debug: bool) -> int:
     return 0
 
 def main(argv: list | None = None) -> int:
-    "The `pudnet` console script: run a command; an expected error exits with status 2 and one line (`--debug`: and the traceback)."
+    "The `pudnet` console script: run a command; an expected error exits with status 2 and one line on stderr."
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = '--debug' in argv or os.environ.get('PUDNET_DEBUG', '') not in ('', '0')
     argv = [a for a in argv if a != '--debug']

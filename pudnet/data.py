@@ -138,7 +138,8 @@ MAX_DATA_BYTES = 4 * 2**30  # decoded bytes of one dataset (4 GiB); raise with m
 
 def _size(nbytes: int) -> str:
     "`nbytes` in a readable unit."
-    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes:,} bytes"
+    if nbytes >= 2**30: return f"{nbytes / 2**30:.1f} GiB"
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes:,} bytes"
 
 def _check_bytes(nbytes: int, max_bytes: int, what: str):
     "Refuse to decode `what` if it needs more than `max_bytes`, before anything is allocated."
@@ -150,13 +151,14 @@ class _Undecodable(ValueError):
     "An image file PIL cannot decode (`short` says which and why); `skip_bad=True` turns it into a warning."
     def __init__(self, path, e: Exception):
         self.short = f"{path}: cannot decode this image ({type(e).__name__}: {e})"
-        super().__init__(f"{self.short}; fix or remove the file, or skip unreadable files with skip_bad=True (--skip_bad_images)")
+        super().__init__(f"{self.short}; fix or remove the file, "
+                         f"or skip unreadable files with skip_bad=True (--skip_bad_images)")
 
 def _open_image(path, max_pixels: int):
-    "`path` opened by PIL, only its header read; refused if it is not an image or has more than `max_pixels` pixels."
+    "`path` opened by PIL, only its header read; refused if it is not an image or has over `max_pixels` pixels."
     from PIL import Image
     try: img = Image.open(path)
-    except Exception as e: raise _Undecodable(path, e) from e  # PIL raises several kinds: UnidentifiedImageError, OSError, SyntaxError...
+    except Exception as e: raise _Undecodable(path, e) from e  # PIL raises UnidentifiedImageError, OSError, ...
     w, h = img.size
     if w * h > max_pixels:
         img.close()
@@ -165,25 +167,26 @@ def _open_image(path, max_pixels: int):
     return img
 
 def _stored_range(mode: str, a: np.ndarray, path) -> float:
-    "Top of the range deep pixels `a` are stored in: 65535 for 16-bit; else the smallest of 1 (floats), 255, 65535 holding them."
+    "Top of the range deep pixels `a` are stored in: 65535 for 16-bit, else the smallest of 1 (floats), 255, 65535."
     if mode.startswith('I;16'): return 65535.0
     lo, hi = float(a.min()), float(a.max())
     top = next((t for t in ((1.0,) if mode == 'F' else ()) + (255.0, 65535.0) if hi <= t), None)
     if top is None or not lo >= 0:  # `not lo >= 0` is also true for NaN
-        raise ValueError(f"{path}: its {mode} pixels span {lo:g}..{hi:g}, outside 0..65535; convert the image to 8 bits first")
+        raise ValueError(f"{path}: its {mode} pixels span {lo:g}..{hi:g}, outside 0..65535; "
+                         f"convert the image to 8 bits first")
     return top
 
 def _to_rgb8(img, path) -> np.ndarray:
-    "Decoded PIL image -> (H, W, 3) uint8: deep grey modes (16-bit, 32-bit, float) scaled by their range, other modes by PIL."
+    "Decoded PIL image -> (H, W, 3) uint8: deep grey modes (16-, 32-bit, float) scaled by their range, others by PIL."
     if img.mode.startswith('I') or img.mode == 'F':  # PIL's own conversion would clip these at 255
         a = np.asarray(img, dtype=np.float64)  # (H, W)
         grey = np.rint(a * (255 / _stored_range(img.mode, a, path))).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)  # (H, W) -> (H, W, 3)
-    if img.mode == 'P' and 'transparency' in img.info: img = img.convert('RGBA')  # PIL's route for palettes with transparency
+    if img.mode == 'P' and 'transparency' in img.info: img = img.convert('RGBA')  # PIL's route for such palettes
     return np.array(img.convert('RGB'))
 
 def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    "Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range; refuse undecodable or oversized files."
+    "Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range."
     with _open_image(path, max_pixels) as img:
         try: img.load()
         except Exception as e: raise _Undecodable(path, e) from e  # truncated or corrupt pixel data
@@ -191,40 +194,41 @@ def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
 
 # %% ../nbs/00_data.ipynb #b7e1a0c6
 def _class_folders(root: Path) -> list:
-    "The class folders of an ImageFolder `root`, sorted by name, hidden ones skipped; a link back into or above the tree is refused."
+    "The class folders of `root`, sorted by name, hidden ones skipped; a link back into or above the tree is refused."
     real_root = root.resolve()
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
     for d in folders:
         target = d.resolve()
         if d.is_symlink() and (target.is_relative_to(real_root) or real_root.is_relative_to(target)):
-            raise ValueError(f"{d} is a link to {target}, inside or above {root}: its images would be read twice (or endlessly); "
-                             f"replace the link by a real folder")
+            raise ValueError(f"{d} is a link to {target}, inside or above {root}: its images would be read twice "
+                             f"(or endlessly); replace the link by a real folder")
     return folders
 
 def _raise(e: OSError): raise e  # os.walk would silently skip a folder it cannot read
 
 def _image_files(folder: Path, extensions: tuple) -> list:
-    "Image files under `folder`, sorted; a linked folder is not entered (with a warning), so the walk stays in the tree and ends."
+    "Image files under `folder`, sorted; a linked folder is not entered (a warning says so), so the walk ends."
     files, links = [], []
-    for top, dirs, names in os.walk(folder, onerror=_raise):  # followlinks=False: linked folders are listed, not entered
+    for top, dirs, names in os.walk(folder, onerror=_raise):  # followlinks=False: linked folders listed, not entered
         top = Path(top)
         links += [top / d for d in dirs if (top / d).is_symlink()]
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
         files += [top / n for n in sorted(names) if n.lower().endswith(extensions) and not n.startswith('.')]
-    if links: warnings.warn(f"{folder}: {len(links)} linked folder(s) not followed, e.g. {links[0]}; copy the images in if they belong here")
+    if links: warnings.warn(f"{folder}: {len(links)} linked folder(s) not followed, e.g. {links[0]}; "
+                            f"copy the images in if they belong here")
     return files
 
 def _folder_samples(root: Path) -> tuple:
     "(image file, label) pairs of the ImageFolder `root`, and its class names."
     from torchvision.datasets.folder import IMG_EXTENSIONS
     folders = _class_folders(root)
-    if not folders: raise ValueError(f"{root}: not an ImageFolder layout (root/<class>/<image>): it has no class folders")
+    if not folders: raise ValueError(f"{root}: not an ImageFolder layout (root/<class>/<image>): no class folders")
     samples = [(f, label) for label, d in enumerate(folders) for f in _image_files(d, IMG_EXTENSIONS)]
     if not samples: raise ValueError(f"{root}: its class folders hold no image files ({', '.join(IMG_EXTENSIONS)})")
     return samples, [d.name for d in folders]
 
 def _decoded_images(samples: list, max_pixels: int, skip_bad: bool):
-    "(file, label, (H, W, 3) uint8 pixels) per sample; an undecodable file raises, or with `skip_bad` is left out with a warning."
+    "(file, label, (H, W, 3) uint8 pixels) per sample; an undecodable file raises, or is skipped with a warning."
     for f, label in samples:
         try: yield f, label, read_image(f, max_pixels)
         except _Undecodable as e:
@@ -240,12 +244,12 @@ def _image_tensor(n: int, shape: tuple, max_bytes: int, root) -> torch.Tensor:
 def _size_mismatch(root, a: tuple, b: tuple) -> ValueError:
     "The error for two images, (file, (H, W, C)) each, of different sizes in one folder."
     (fa, (ha, wa, _)), (fb, (hb, wb, _)) = a, b
-    return ValueError(f"{root}: images differ in size: {fa} is {wa}x{ha}, {fb} is {wb}x{hb}; resize them to one size first "
-                      f"(image_folder_dataset resizes each image as it reads it)")
+    return ValueError(f"{root}: images differ in size: {fa} is {wa}x{ha}, {fb} is {wb}x{hb}; resize them to one size "
+                      f"first (image_folder_dataset resizes each image as it reads it)")
 
 def load_image_folder(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
                       max_bytes: int = MAX_DATA_BYTES) -> ImageData:
-    "Load an `ImageFolder` directory (`path/<class>/<image>`) as RGB images of one size; unreadable files refused (or skipped, `skip_bad`)."
+    "Load an `ImageFolder` directory (`path/<class>/<image>`) as RGB images of one size; `skip_bad`: skip unreadable."
     samples, classes = _folder_samples(Path(path))
     x, labels = None, []
     for f, label, pixels in _decoded_images(samples, max_pixels, skip_bad):
@@ -272,23 +276,27 @@ def _npz_headers(path: Path) -> dict:
         raise ValueError(f"{path} holds a single .npy array, not an .npz archive: save images and labels together "
                          f"with np.savez(path, x=images, y=labels)")
     try:
-        with zipfile.ZipFile(path) as zf: return {n[:-4]: _npy_header(zf, n) for n in zf.namelist() if n.endswith('.npy')}
-    except Exception as e: raise ValueError(f"{path} is not a readable .npz file ({e}); save one with np.savez(path, x=images, y=labels)") from e
+        with zipfile.ZipFile(path) as zf:
+            return {n[:-4]: _npy_header(zf, n) for n in zf.namelist() if n.endswith('.npy')}
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable .npz file ({e}); "
+                         f"save one with np.savez(path, x=images, y=labels)") from e
 
 def _uint8_advice(x: np.ndarray) -> str:
     "How to turn pixels `x` of another dtype into uint8 0..255, judged from their values."
     if x.size == 0: return "convert with x.astype('uint8')"
     lo, hi = float(x.min()), float(x.max())
-    floats = np.issubdtype(x.dtype, np.floating)
+    floats, span = np.issubdtype(x.dtype, np.floating), f"its values span {lo:g}..{hi:g}"
     if not (math.isfinite(lo) and math.isfinite(hi)): return "it holds NaN or Inf: clean it first"
-    if 0 <= lo and hi <= 1 and floats: return f"its values span {lo:g}..{hi:g}: convert with (x * 255).round().astype('uint8')"
-    if 0 <= lo and hi <= 255: return f"its values span {lo:g}..{hi:g}: convert with x{'.round()' if floats else ''}.astype('uint8')"
-    if 0 <= lo and hi <= 65535: return f"its values span {lo:g}..{hi:g} (16-bit?): convert with (x / 257).round().astype('uint8')"
-    return f"its values span {lo:g}..{hi:g}: rescale them to 0..255 first, then x.astype('uint8')"
+    if 0 <= lo and hi <= 1 and floats: return f"{span}: convert with (x * 255).round().astype('uint8')"
+    if 0 <= lo and hi <= 255: return f"{span}: convert with x{'.round()' if floats else ''}.astype('uint8')"
+    if 0 <= lo and hi <= 65535: return f"{span} (16-bit?): convert with (x / 257).round().astype('uint8')"
+    return f"{span}: rescale them to 0..255 first, then x.astype('uint8')"
 
 def _check_pixels(x: np.ndarray, path) -> np.ndarray:
     "Pixels `x` as uint8 N x H x W x C (grey N x H x W gets C = 1), or an error with the fix."
-    if x.dtype != np.uint8: raise ValueError(f"{path}: `x` must be uint8 pixels 0..255, got {x.dtype}; {_uint8_advice(x)}")
+    if x.dtype != np.uint8:
+        raise ValueError(f"{path}: `x` must be uint8 pixels 0..255, got {x.dtype}; {_uint8_advice(x)}")
     if x.ndim == 3: x = x[..., None]
     if x.ndim != 4: raise ValueError(f"{path}: `x` must be N x H x W x C (or N x H x W), got shape {x.shape}")
     return x
@@ -300,12 +308,14 @@ def _check_labels(y: np.ndarray, n: int, path) -> np.ndarray:
     return y.astype(np.int64)
 
 def load_npz(path: str | Path, max_bytes: int = MAX_DATA_BYTES) -> ImageData:
-    "Load an `.npz` with `x` (uint8, N x H x W x C or N x H x W) and `y` (integer labels), sizes checked from the headers first."
+    "Load an `.npz` with `x` (uint8, N x H x W x C or N x H x W) and `y` (integer labels), sizes checked first."
     path = Path(path)
     headers = _npz_headers(path)
     missing = {'x', 'y'} - set(headers)
-    if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected arrays `x` (images) and `y` (labels), found {sorted(headers)}")
-    _check_bytes(sum(math.prod(shape) * dtype.itemsize for shape, dtype in (headers['x'], headers['y'])), max_bytes, f"{path}: `x` and `y`")
+    if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected arrays `x` (images) and `y` (labels), "
+                                 f"found {sorted(headers)}")
+    nbytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in (headers['x'], headers['y']))
+    _check_bytes(nbytes, max_bytes, f"{path}: `x` and `y`")
     with np.load(path, allow_pickle=False) as z: x, y = _check_pixels(z['x'], path), z['y']
     y = _check_labels(y, len(x), path)
     classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
@@ -313,11 +323,13 @@ def load_npz(path: str | Path, max_bytes: int = MAX_DATA_BYTES) -> ImageData:
 
 def load_user_data(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
                    max_bytes: int = MAX_DATA_BYTES) -> ImageData:
-    "Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad` and `max_pixels` apply to folders)."
+    "Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad`, `max_pixels`: folders only)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give an .npz file or an ImageFolder directory")
     if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes)
-    if not path.is_file(): raise ValueError(f"{path} is not a regular file (a device or pipe?): give an .npz file or an ImageFolder directory")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device or pipe?): "
+                         f"give an .npz file or an ImageFolder directory")
     return load_npz(path, max_bytes)
 
 # %% ../nbs/00_data.ipynb #2c729816
@@ -341,7 +353,7 @@ def _adapt_chunk(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
     return x.contiguous()
 
 def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
-    "Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels, a chunk of images at a time (bounded memory)."
+    "Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels, a chunk at a time (bounded memory)."
     if x.ndim != 4: raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
     per_chunk = max(1, _ADAPT_CHUNK_VALUES // max(1, math.prod(x.shape[1:])))  # images per chunk
     if len(x) <= per_chunk: return _adapt_chunk(x, channels, size)
@@ -376,6 +388,7 @@ class _ImageFiles(torch.utils.data.Dataset):
         return self.transform(read_image(f, self.max_pixels)), label
 
 def image_folder_dataset(path: str | Path, channels: int, size: int, max_pixels: int = MAX_IMAGE_PIXELS):
-    "An `ImageFolder`-like `Dataset` of float (channels, size, size) images in [-1, 1] and labels, each decoded when read."
-    def to_input(pixels): return to_float(adapt_images(torch.from_numpy(pixels).permute(2, 0, 1)[None], channels, size))[0]
+    "An `ImageFolder`-like `Dataset` of float (channels, size, size) images in [-1, 1] and labels, decoded when read."
+    def to_input(pixels):  # (H, W, 3) uint8 -> (channels, size, size) float
+        return to_float(adapt_images(torch.from_numpy(pixels).permute(2, 0, 1)[None], channels, size))[0]
     return _ImageFiles(*_folder_samples(Path(path)), to_input, max_pixels)

@@ -28,10 +28,11 @@ def image_folder(root: Path, n: int = 12, sizes=None) -> Path:
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory) -> Path:
-    "Every input the rows use, in one folder: checkpoints (good, NaN, without config), image folders and .npz files, good and bad."
+    "Every input of the rows, in one folder: checkpoints (good, NaN, no config), image folders and .npz files."
     t = tmp_path_factory.mktemp('hostile')
     torch.manual_seed(0)
-    model = PudNet(PudNetConfig(n_train_classes=6, width=8, sketch_dim=16, sketch_width=8, gen_hidden=8))  # tiny and untrained
+    tiny = dict(width=8, sketch_dim=16, sketch_width=8, gen_hidden=8)
+    model = PudNet(PudNetConfig(n_train_classes=6, **tiny))  # untrained: enough for the checks
     model.save(t / 'ck.safetensors')
     (t / 'ck-link').symlink_to(t / 'ck.safetensors')
     save_tensors(t / 'no-config.safetensors', model.state_dict(), {'format': 'pudnet', 'kind': 'model'})
@@ -39,7 +40,8 @@ def world(tmp_path_factory) -> Path:
     model.save(t / 'nan.safetensors')
     image_folder(t / 'folder')
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)).save(t / 'noise.png')
-    for name, data in [('zero', b''), ('text', b'just text'), ('cut', (t / 'noise.png').read_bytes()[:80])]:  # 80 of 140 bytes
+    cut = (t / 'noise.png').read_bytes()[:80]  # 80 of its 140 bytes
+    for name, data in [('zero', b''), ('text', b'just text'), ('cut', cut)]:
         (image_folder(t / name) / '0' / f'{name}.png').write_bytes(data)
     (image_folder(t / 'loop') / 'all').symlink_to(t / 'loop')  # a class folder linked to the root: would loop
     image_folder(t / 'mixed', 4, [(8, 8), (8, 8), (9, 8), (8, 8)])
@@ -60,7 +62,8 @@ def world(tmp_path_factory) -> Path:
 def digest(root: Path) -> dict:
     "sha256 of every regular file under `root` (links and pipes not followed), by relative path."
     files = (Path(top) / n for top, _, names in os.walk(root) for n in names)
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.is_file() and not p.is_symlink()}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files if p.is_file() and not p.is_symlink()}
 
 
 def run(args: list, capsys) -> tuple:
@@ -70,20 +73,21 @@ def run(args: list, capsys) -> tuple:
     return status, out, err
 
 
-ROWS = [  # (id, command line with {t} for the world folder, words the one-line message must hold)
+# (id, command line, words its one-line message must hold); {t}: the world folder, {ck}, {npz}, {net}: files in it
+ROWS = [
     # outputs that would destroy an input
-    ('predict --out = its checkpoint', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/ck.safetensors', ['--out', 'is the checkpoint']),
-    ('predict --out = a link to its checkpoint', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/ck-link', ['is the checkpoint']),
-    ('predict --out = its data', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/d.npz', ['is the data']),
-    ('predict --out inside its image folder', 'predict {t}/ck.safetensors {t}/folder --out {t}/folder/0/0.png', ['lies inside the data']),
-    ('predict --out = a folder', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/folder', ['is a folder']),
-    ('predict --out = a pipe (not a regular file)', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/pipe', ['not a regular file']),
-    ('predict --out under a file', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/d.npz/net.safetensors', ['is a file, so no folder']),
-    ('evaluate --out = its data', 'evaluate {t}/ck.safetensors --data {t}/d.npz --out {t}/d.npz', ['is the data']),
-    ('evaluate --out = its checkpoint', 'evaluate {t}/ck.safetensors --data {t}/d.npz --out {t}/ck.safetensors', ['is the checkpoint']),
+    ('predict --out = its checkpoint', 'predict {ck} {npz} --out {ck}', ['--out', 'is the checkpoint']),
+    ('predict --out = a link to its checkpoint', 'predict {ck} {npz} --out {t}/ck-link', ['is the checkpoint']),
+    ('predict --out = its data', 'predict {ck} {npz} --out {npz}', ['is the data']),
+    ('predict --out inside its image folder', 'predict {ck} {t}/folder --out {t}/folder/0/0.png', ['lies inside the']),
+    ('predict --out = a folder', 'predict {ck} {npz} --out {t}/folder', ['is a folder']),
+    ('predict --out = a pipe (not a regular file)', 'predict {ck} {npz} --out {t}/pipe', ['not a regular file']),
+    ('predict --out under a file', 'predict {ck} {npz} --out {npz}/net.safetensors', ['is a file, so no folder']),
+    ('evaluate --out = its data', 'evaluate {ck} --data {npz} --out {npz}', ['is the data']),
+    ('evaluate --out = its checkpoint', 'evaluate {ck} --data {npz} --out {ck}', ['is the checkpoint']),
     ('train --checkpoint = a folder', 'train --steps 1 --checkpoint {t}/folder', ['--checkpoint', 'is a folder']),
-    ('demo --out = a file', 'demo --out {t}/d.npz', ['is not a folder']),
-    ('bench --out = a file', 'bench --out {t}/d.npz', ['is not a folder']),
+    ('demo --out = a file', 'demo --out {npz}', ['is not a folder']),
+    ('bench --out = a file', 'bench --out {npz}', ['is not a folder']),
     # nonsense options
     ('train --steps 0', 'train --steps 0', ['--steps must be at least 1, got 0']),
     ('train --steps -5', 'train --steps -5', ['--steps must be at least 1, got -5']),
@@ -101,52 +105,58 @@ ROWS = [  # (id, command line with {t} for the world folder, words the one-line 
     ('demo --test_tasks 0', 'demo --test_tasks 0', ['--test_tasks must be at least 1']),
     ('demo --scratch_tasks -1', 'demo --scratch_tasks -1', ['--scratch_tasks must be at least 0']),
     ('demo --epochs 0', 'demo --epochs 0', ['--epochs takes comma-separated positive integers']),
-    ('evaluate --tasks 0', 'evaluate {t}/ck.safetensors --data {t}/d.npz --tasks 0', ['--tasks must be at least 1']),
-    ('evaluate --ways 0', 'evaluate {t}/ck.safetensors --data {t}/d.npz --ways 0', ['--ways must be at least 2']),
-    ('evaluate --ways 1', 'evaluate {t}/ck.safetensors --data {t}/d.npz --ways 1', ['--ways must be at least 2']),
-    ('evaluate --scratch_tasks -1', 'evaluate {t}/ck.safetensors --data {t}/d.npz --scratch_tasks -1', ['--scratch_tasks must be at least 0']),
-    ('evaluate --epochs 1,x', 'evaluate {t}/ck.safetensors --data {t}/d.npz --epochs 1,x', ['comma-separated positive integers']),
-    ('evaluate --protocol and --data', 'evaluate {t}/ck.safetensors --data {t}/d.npz --protocol digits-set', ['exactly one of']),
-    ('evaluate --device cuda:0 without CUDA', 'evaluate {t}/ck.safetensors --data {t}/d.npz --device cuda:0', ['no usable CUDA GPU']),
+    ('evaluate --tasks 0', 'evaluate {ck} --data {npz} --tasks 0', ['--tasks must be at least 1']),
+    ('evaluate --ways 0', 'evaluate {ck} --data {npz} --ways 0', ['--ways must be at least 2']),
+    ('evaluate --ways 1', 'evaluate {ck} --data {npz} --ways 1', ['--ways must be at least 2']),
+    ('evaluate --scratch_tasks -1', 'evaluate {ck} --data {npz} --scratch_tasks -1', ['--scratch_tasks must be']),
+    ('evaluate --epochs 1,x', 'evaluate {ck} --data {npz} --epochs 1,x', ['comma-separated positive integers']),
+    ('evaluate --protocol and --data', 'evaluate {ck} --data {npz} --protocol digits-set', ['exactly one of']),
+    ('evaluate --device cuda:0 without CUDA', 'evaluate {ck} --data {npz} --device cuda:0', ['no usable CUDA GPU']),
     ('bench --budget -1', 'bench --budget -1 --out {t}/bench', ['--budget must be a positive finite number']),
     ('bench --budget 0', 'bench --budget 0 --out {t}/bench', ['--budget must be a positive finite number']),
     ('bench --n_tasks 0', 'bench --n_tasks 0 --out {t}/bench', ['--n_tasks must be at least 1']),
     ('bench --scratch_tasks -1', 'bench --scratch_tasks -1 --out {t}/bench', ['--scratch_tasks must be at least 0']),
     ('bench --device tpu', 'bench --device tpu --out {t}/bench', ["--device 'tpu' is not a device", 'auto']),
-    ('predict --max_image_pixels 0', 'predict {t}/ck.safetensors {t}/d.npz --max_image_pixels 0', ['--max_image_pixels must be at least 1']),
-    ('predict --max_data_gb 0', 'predict {t}/ck.safetensors {t}/d.npz --max_data_gb 0', ['--max_data_gb must be a positive finite']),
+    ('predict --max_image_pixels 0', 'predict {ck} {npz} --max_image_pixels 0', ['--max_image_pixels must be']),
+    ('predict --max_data_gb 0', 'predict {ck} {npz} --max_data_gb 0', ['--max_data_gb must be a positive finite']),
     # data read correctly or refused
-    ('a zero-byte .png', 'predict {t}/ck.safetensors {t}/zero --out {t}/n.safetensors', ['zero.png: cannot decode', '--skip_bad_images']),
-    ('a text file named .png', 'predict {t}/ck.safetensors {t}/text --out {t}/n.safetensors', ['text.png: cannot decode']),
-    ('a truncated .png', 'predict {t}/ck.safetensors {t}/cut --out {t}/n.safetensors', ['cut.png: cannot decode']),
-    ('a class folder linked to the root', 'predict {t}/ck.safetensors {t}/loop --out {t}/n.safetensors', ['is a link to', 'inside or above']),
-    ('images of two sizes', 'predict {t}/ck.safetensors {t}/mixed --out {t}/n.safetensors', ['images differ in size', '9x8']),
-    ('a folder without class folders', 'predict {t}/ck.safetensors {t}/no-classes --out {t}/n.safetensors', ['no class folders']),
-    ('class folders without images', 'predict {t}/ck.safetensors {t}/no-images --out {t}/n.safetensors', ['hold no image files']),
-    ('an image over --max_image_pixels', 'predict {t}/ck.safetensors {t}/folder --out {t}/n.safetensors --max_image_pixels 63',
+    ('a zero-byte .png', 'predict {ck} {t}/zero --out {net}', ['zero.png: cannot decode', '--skip_bad_images']),
+    ('a text file named .png', 'predict {ck} {t}/text --out {net}', ['text.png: cannot decode']),
+    ('a truncated .png', 'predict {ck} {t}/cut --out {net}', ['cut.png: cannot decode']),
+    ('a class folder linked to the root', 'predict {ck} {t}/loop --out {net}', ['is a link to', 'inside or above']),
+    ('images of two sizes', 'predict {ck} {t}/mixed --out {net}', ['images differ in size', '9x8']),
+    ('a folder without class folders', 'predict {ck} {t}/no-classes --out {net}', ['no class folders']),
+    ('class folders without images', 'predict {ck} {t}/no-images --out {net}', ['hold no image files']),
+    ('an image over --max_image_pixels', 'predict {ck} {t}/folder --out {net} --max_image_pixels 63',
      ['8x8 = 64 pixels, over the limit of 63', '--max_image_pixels']),
-    ('an .npz over --max_data_gb', 'predict {t}/ck.safetensors {t}/d.npz --out {t}/n.safetensors --max_data_gb 0.000001',
+    ('an .npz over --max_data_gb', 'predict {ck} {npz} --out {net} --max_data_gb 0.000001',
      ['decode to 2,160 bytes, over the limit of 1,073 bytes', '--max_data_gb']),
-    ('a .npy renamed .npz', 'predict {t}/ck.safetensors {t}/lone.npz --out {t}/n.safetensors', ['single .npy array', 'np.savez']),
-    ('a text file named .npz', 'predict {t}/ck.safetensors {t}/text.npz --out {t}/n.safetensors', ['not a readable .npz file']),
-    ('float pixels in 0..255', 'predict {t}/ck.safetensors {t}/f255.npz --out {t}/n.safetensors',
+    ('a .npy renamed .npz', 'predict {ck} {t}/lone.npz --out {net}', ['single .npy array', 'np.savez']),
+    ('a text file named .npz', 'predict {ck} {t}/text.npz --out {net}', ['not a readable .npz file']),
+    ('float pixels in 0..255', 'predict {ck} {t}/f255.npz --out {net}',
      ["must be uint8", "span 200..200", "x.round().astype('uint8')"]),
-    ('float pixels in 0..1', 'predict {t}/ck.safetensors {t}/f1.npz --out {t}/n.safetensors', ["(x * 255).round().astype('uint8')"]),
-    ('data = a pipe', 'predict {t}/ck.safetensors {t}/pipe --out {t}/n.safetensors', ['not a regular file']),
-    ('data that does not exist', 'predict {t}/ck.safetensors {t}/missing.npz --out {t}/n.safetensors', ['does not exist']),
+    ('float pixels in 0..1', 'predict {ck} {t}/f1.npz --out {net}', ["(x * 255).round().astype('uint8')"]),
+    ('data = a pipe', 'predict {ck} {t}/pipe --out {net}', ['not a regular file']),
+    ('data that does not exist', 'predict {ck} {t}/missing.npz --out {net}', ['does not exist']),
     # checkpoints
-    ('a checkpoint with NaN tensors', 'predict {t}/nan.safetensors {t}/d.npz --out {t}/n.safetensors', ['NaN or Inf in 1 tensors', '--lr']),
-    ('a NaN checkpoint, evaluated', 'evaluate {t}/nan.safetensors --data {t}/d.npz', ['NaN or Inf']),
-    ('a checkpoint without its config', 'predict {t}/no-config.safetensors {t}/d.npz --out {t}/n.safetensors', ["lacks its 'config' entry"]),
-    ('an .npz given as the checkpoint', 'predict {t}/d.npz {t}/d.npz --out {t}/n.safetensors', ['not a valid pudnet checkpoint']),
+    ('a NaN checkpoint', 'predict {t}/nan.safetensors {npz} --out {net}', ['NaN or Inf in 1 tensors', '--lr']),
+    ('a NaN checkpoint, evaluated', 'evaluate {t}/nan.safetensors --data {npz}', ['NaN or Inf']),
+    ('a checkpoint without its config', 'predict {t}/no-config.safetensors {npz} --out {net}', ["lacks its 'config'"]),
+    ('an .npz given as the checkpoint', 'predict {npz} {npz} --out {net}', ['not a valid pudnet checkpoint']),
 ]
 
 
-@pytest.mark.parametrize('args, words', [pytest.param(args, words, id=name, marks=NO_CUDA if 'without CUDA' in name else ())
-                                         for name, args, words in ROWS])
+def rows(table: list) -> list:
+    "The table as pytest parameters named by their ids; rows about a missing GPU run only where there is none."
+    return [pytest.param(args, words, id=name, marks=NO_CUDA if 'without CUDA' in name else ())
+            for name, args, words in table]
+
+
+@pytest.mark.parametrize('args, words', rows(ROWS))
 def test_hostile_input_is_refused_in_one_line(world, capsys, args, words):
     before = digest(world)
-    status, _, err = run(args.format(t=world).split(), capsys)
+    files = dict(t=world, ck=world / 'ck.safetensors', npz=world / 'd.npz', net=world / 'n.safetensors')
+    status, _, err = run(args.format(**files).split(), capsys)
     lines = err.strip().splitlines()
     assert status == 2, (status, err)
     assert 'Traceback' not in err and len(lines) == 1, err
@@ -157,18 +167,19 @@ def test_hostile_input_is_refused_in_one_line(world, capsys, args, words):
 
 def test_skip_bad_images_turns_an_undecodable_file_into_a_warning(world, capsys):
     before = digest(world)
-    status, out, err = run(['predict', world / 'ck.safetensors', world / 'zero', '--out', world / 'out' / 'net.safetensors',
-                            '--skip_bad_images'], capsys)
+    out_file = world / 'out' / 'net.safetensors'
+    args = ['predict', world / 'ck.safetensors', world / 'zero', '--out', out_file, '--skip_bad_images']
+    status, out, err = run(args, capsys)
     assert status == 0 and 'predicted a convnet3 for 12 images' in out, err
     assert err.strip() == f"pudnet: warning: skipped {world / 'zero' / '0' / 'zero.png'}: cannot decode this image " \
                           f"(UnidentifiedImageError: cannot identify image file '{world / 'zero' / '0' / 'zero.png'}')"
-    (world / 'out' / 'net.safetensors').unlink()
+    out_file.unlink()
     (world / 'out').rmdir()
     assert digest(world) == before
 
 
 def test_a_link_inside_a_class_folder_is_not_followed(tmp_path, capsys):
-    "A link from class 0 back up to the root would read the tree again and again under class 0; it is passed by with a warning."
+    "A link from class 0 up to the root would read the tree again and again as class 0: it is passed by (a warning)."
     root = image_folder(tmp_path / 'data')
     (root / '0' / 'up').symlink_to(root)
     from pudnet.data import load_image_folder
@@ -201,7 +212,8 @@ def test_a_failed_write_prints_the_records_and_says_why(world, capsys, monkeypat
 def test_a_failed_save_says_why(world, capsys, monkeypatch):
     def read_only(*args): raise OSError(30, 'Read-only file system')
     monkeypatch.setattr(pudnet.cli, 'save_network', read_only)
-    status, _, err = run(['predict', world / 'ck.safetensors', world / 'd.npz', '--out', world / 'n.safetensors'], capsys)
+    status, _, err = run(['predict', world / 'ck.safetensors', world / 'd.npz', '--out', world / 'n.safetensors'],
+                         capsys)
     assert status == 2 and 'could not save the network' in err and 'Read-only file system' in err, err
 
 
