@@ -20,17 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .baselines import train_from_scratch
-from .core import PudNet, PudNetConfig, atomic_write_bytes
+from .core import PAPER_MODEL, PudNet, PudNetConfig, atomic_write_bytes
 from .data import to_float
-from .evaluation import device_name, git_commit, make_record, mean_ci95, speedup
+from .evaluation import device_name, git_commit, make_record, mean_ci95, paired_difference, speedup
 from .fast import DevicePool, FastPredictor, autocast, fast_meta_train, predict_and_score, prototype_accuracy, sync
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained, train_protonet
+from .swap import swap_test, weight_spread
 from .tasks import get_protocol, load_protocol_data, protocol_tasks, sample_task
-from .training import TrainConfig
+from .training import PAPER_TRAINING, TrainConfig
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'TABLE_VI', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet', 'time_predict',
-           'finetune_predicted', 'bench_source', 'run_bench']
+__all__ = ['ABLATIONS', 'FIXED_BN', 'SWAP_SEED', 'TABLE_VI', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet',
+           'time_predict', 'finetune_predicted', 'bench_source', 'run_bench']
 
 # %% ../nbs/16_bench.ipynb #a39fae5b
 _METRIC_ONLY = {'use_head_loss': False, 'use_kl_loss': False}
@@ -48,7 +49,13 @@ ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
     'metric only + predicted BN affine': ({'predict_bn': True}, _METRIC_ONLY),
     # beyond the paper: kernels = a meta-learned base + the generated residual (from a random start here; see `pretrained_start`)
     'metric only + base kernels': ({'base_weights': True}, _METRIC_ONLY),
+    # the paper read literally (linear head, default generator initialisation, raw codes, zero-padded KL), and each fix alone
+    'paper, read literally': (PAPER_MODEL, PAPER_TRAINING),
+    'padded KL': ({}, PAPER_TRAINING), 'linear head': ({'head': 'linear'}, {}),
+    'default generator init': ({'generator_init': 'paper'}, {}), 'raw codes': ({'code_norm': False}, {}),
 }
+FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored without P's BatchNorm statistics
+SWAP_SEED = 20_000  # seeds of the meta-train tasks whose P the swap test borrows
 TABLE_VI = ('full PudNet', 'w/o context', 'metric loss only', 'w/o KL', 'eta=0', 'eta=0.2', 'eta=0.5', 'eta=0.8', 'fan-in scaling off')
 
 @dataclass
@@ -67,6 +74,7 @@ class BenchConfig:
     n_tasks: int = 100  # test tasks per protocol (capped by the protocol's own count)
     protocol_tasks: dict = field(default_factory=dict)  # protocol -> its own n_tasks (e.g. fewer of the 15,000-image CIFAR-10 tasks on CPU)
     fewshot_tasks: int = 200  # 5-way 1-/5-shot tasks (cifar100-set only)
+    swap_tasks: int = 10  # test tasks of each protocol scored in the swap test (0: none)
     scratch_tasks: int = 2  # tasks for Adam / GC from scratch and fine-tuning
     epochs: tuple = (1, 5, 10, 30, 50)  # scratch-training epochs recorded
     finetune_epochs: tuple = (1, 5)
@@ -310,10 +318,21 @@ def bench_source(bench: Bench, protocols: list) -> None:
     curve_tasks = tasks[main][:cfg.curve_tasks] if cfg.curve_points else []
     arch = cfg.arch
 
-    def score_net(method, net, info=None):
-        for n, ts in {**tasks, **fewshot}.items():
-            r = evaluate_feature_net(net, ts, dev, cfg.amp)
-            bench.add(n, method, arch, ts, r['acc'], r['seconds'], **(info or {}))
+    def score_net(method, net, info=None):  # every fixed network twice: BatchNorm statistics from P (as PudNet), and its own
+        for bn, suffix in (('task', ''), ('fixed', FIXED_BN)):
+            for n, ts in {**tasks, **fewshot}.items():
+                r = evaluate_feature_net(net, ts, dev, cfg.amp, bn=bn)
+                bench.add(n, method + suffix, arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
+    meta_tasks = [sample_task(src.meta_train, None, src.train_classes, ways, cfg.p_per_class, None, min(10, cfg.p_per_class),
+                              seed=SWAP_SEED + i) for i in range(cfg.swap_tasks)]
+    def swap_rows(model, method, protocols, group='swap', **extra):  # the swap test (untimed) and the weights' spread across tasks
+        for n in protocols:
+            ts = tasks[n][:cfg.swap_tasks]
+            accs, spread = swap_test(model, ts, meta_tasks, dev, cfg.amp), weight_spread(model, ts, dev)
+            for name, a in accs.items():
+                gap, ci = paired_difference(accs['own P'], a)
+                bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a), group=group, swap=name,
+                          gap=gap, gap_ci95=ci, spread=spread, bn='task', **extra)
 
     # 1. PudNet: the paper's version, then any other `main_variants` (e.g. prototype loss only), each scored on everything
     trained, pud, pud_method = None, {}, 'PudNet'
@@ -333,9 +352,10 @@ def bench_source(bench: Bench, protocols: list) -> None:
             for n, ts in {**tasks, **fewshot}.items():
                 s = _score(model, ts, dev, cfg.amp)
                 if first: pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
-                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None,
+                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None, bn='task',
                           **({'variant': changes} if changes else {}))
         bench.part(f'{method} scoring', score_pudnet)
+        if cfg.swap_tasks: bench.part(f'{method} swap test', swap_rows, model, method, list(tasks), **short)
         del model, res
         if dev.type == 'cuda': torch.cuda.empty_cache()
     # 2. random network, Pretrained, Meta-Baseline, ProtoNet
@@ -424,9 +444,11 @@ def bench_source(bench: Bench, protocols: list) -> None:
             short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
             def score_variant():
                 s = _score(m, tasks[main], dev, cfg.amp)
-                bench.add(main, method, a, tasks[main], s['acc'], s['seconds'], **short, variant={**mch, **tch},
+                bench.add(main, method, a, tasks[main], s['acc'], s['seconds'], **short, variant={**mch, **tch}, bn='task',
                           group='ablation' if share == 'ablation' else 'target')
             bench.part(f'{method} {a} scoring', score_variant)
+            if share == 'ablation' and cfg.swap_tasks:
+                bench.part(f'{method} {a} swap test', swap_rows, m, method, [main], 'ablation swap', **short)
             if share == 'ablation' and ref_seconds is None: ref_seconds = time.perf_counter() - t_row
             del m
         if dev.type == 'cuda': torch.cuda.empty_cache()

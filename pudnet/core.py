@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -14,20 +15,24 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load, save as st_save
+import torch.nn.functional as F
 from torch import nn
 
 from .ahru import AHRU
 from .data import check_images, to_float
 from .generator import WeightGenerator
-from .losses import class_centroids, prototype_logits
+from .losses import CosineHead, class_centroids, prototype_logits
 from .sketch import DatasetSketch
 from .targets import TARGETS, build_target, feature_dim, fresh_bn_buffers, predicted_shapes, shared_parameters, target_forward
 
 # %% auto #0
-__all__ = ['PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier', 'atomic_write_bytes', 'save_tensors',
-           'load_tensors', 'save_network', 'load_network']
+__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier',
+           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'save_network', 'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
+PAPER_MODEL = {'head': 'linear', 'generator_init': 'paper', 'code_norm': False}  # the paper's reading of the switches we changed
+LEGACY_MODEL = PAPER_MODEL  # checkpoints written before these switches existed were trained this way
+
 @dataclass
 class PudNetConfig:
     "Hyper-parameters of a PudNet: target architecture, input, sizes, and the method's switches."
@@ -48,6 +53,10 @@ class PudNetConfig:
     sketch_pool: str = 'mean'  # how the sketch pools T_phi over the images: 'mean' (eq. 3) or 'attention' (a suggested improvement)
     predict_bn: bool = False  # also predict each BatchNorm's scale and shift (as offsets to the meta-learned ones; a suggested improvement)
     base_weights: bool = False  # kernels = a meta-learned base + the generated residual (generators start at zero; beyond the paper, see `warm_start`)
+    head: str = 'cosine'  # auxiliary head Q_phi: 'cosine' (cosine to class centres, learned temperature) or the paper's 'linear'
+    generator_init: str = 'kaiming'  # 'kaiming': centred kernels of Kaiming's std; 'paper': PyTorch's defaults (near box filters, 0.08x Kaiming)
+    sketch_labels: bool = False  # class-aware sketch: the spread of the labelled images' class means joins s (beyond the paper)
+    code_norm: bool = True  # layer-normalise the codes â_t before the generators (the paper feeds the sigmoid's output, 0.45 +- 0.11)
 
     def __post_init__(self):
         if self.arch not in TARGETS: raise ValueError(f"unknown architecture {self.arch!r}; choose one of {sorted(TARGETS)}")
@@ -57,6 +66,13 @@ class PudNetConfig:
         if self.gen_rank is not None and self.gen_rank < 1: raise ValueError(f"gen_rank must be None or >= 1, got {self.gen_rank}")
         if not 0 <= self.eta <= 1: raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
         if self.sketch_pool not in ('mean', 'attention'): raise ValueError(f"sketch_pool must be 'mean' or 'attention', got {self.sketch_pool!r}")
+        if self.head not in ('cosine', 'linear'): raise ValueError(f"head must be 'cosine' or 'linear', got {self.head!r}")
+        if not (math.isfinite(self.tau) and self.tau > 0): raise ValueError(f"tau must be a positive finite number, got {self.tau}")
+
+    @classmethod
+    def paper(cls, **changes) -> PudNetConfig:
+        "The paper read literally: linear head, generators with PyTorch's default initialisation, raw codes."
+        return cls(**{**PAPER_MODEL, **changes})
 
     def to_json(self) -> str:
         "The config as a JSON string (sorted keys), as saved beside the weights."
@@ -65,7 +81,7 @@ class PudNetConfig:
     @classmethod
     def from_json(cls, text: str) -> PudNetConfig:
         "A config from its JSON; unknown keys are an error (a checkpoint from another version?)."
-        d = json.loads(text)
+        d = {**LEGACY_MODEL, **json.loads(text)}  # a field a checkpoint predates takes the value it was trained with
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown PudNetConfig fields {sorted(unknown)}: checkpoint from another pudnet version?")
         return cls(**d)
@@ -87,13 +103,14 @@ class PudNet(nn.Module):
         template = build_target(c.arch, c.in_channels, c.width)
         self.__dict__['template'] = template  # the architecture only: never trained, not in state_dict
         self.shapes = predicted_shapes(template)  # name -> (C_out, C_in, k, k), in forward order
-        self.sketch = DatasetSketch(c.in_channels, c.sketch_dim, c.sketch_width, c.sketch_norm, c.sketch_pool)
+        self.sketch = DatasetSketch(c.in_channels, c.sketch_dim, c.sketch_width, c.sketch_norm, c.sketch_pool, c.sketch_labels)
         self.ahru = AHRU(c.sketch_dim, len(self.shapes), c.eta) if c.use_context else None
-        self.generators = nn.ModuleList([WeightGenerator(s, c.sketch_dim, c.gen_hidden, c.gen_rank, c.fan_in_scale)
+        self.generators = nn.ModuleList([WeightGenerator(s, c.sketch_dim, c.gen_hidden, c.gen_rank, c.fan_in_scale, c.generator_init)
                                          for s in self.shapes.values()])
         self.shared = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in shared_parameters(template).items()})
         self.feature_dim = feature_dim(template, c.in_channels, c.image_size)
-        self.head = nn.Linear(self.feature_dim, c.n_train_classes)  # auxiliary full-class head Q_phi (eq. 9)
+        self.head = (CosineHead(self.feature_dim, c.n_train_classes, c.tau) if c.head == 'cosine'  # auxiliary full-class head Q_phi (eq. 9)
+                     else nn.Linear(self.feature_dim, c.n_train_classes))
         self.bn_layers, self.bn_generators = {}, None
         if c.predict_bn:  # each BatchNorm gets its scale and shift offsets from the code of the conv before it
             layer, t = {}, -1
@@ -115,8 +132,8 @@ class PudNet(nn.Module):
 
     def codes(self, sketches: torch.Tensor) -> torch.Tensor:
         "Per-layer codes â_t (B, T, m) from sketches (B, m): the AHRU, or the sketch repeated (w/o context)."
-        if self.ahru is None: return sketches[:, None].expand(-1, len(self.shapes), -1)
-        return self.ahru(sketches)
+        codes = sketches[:, None].expand(-1, len(self.shapes), -1) if self.ahru is None else self.ahru(sketches)
+        return F.layer_norm(codes, codes.shape[-1:]) if self.config.code_norm else codes
 
     def generate(self, sketches: torch.Tensor) -> dict:
         "Predicted weights for a batch of sketches: conv name -> (B, C_out, C_in, k, k) (and BatchNorm scale/shift -> (B, C) with `predict_bn`)."
@@ -134,11 +151,12 @@ class PudNet(nn.Module):
         "Features of `x` from the target with predicted `weights` (one dataset's), BatchNorm on batch statistics."
         return target_forward(self.template, weights, self.shared_tensors(), x)
 
-    def forward(self, images: torch.Tensor) -> dict:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         "Predicted weights for one dataset `images` (N, C, H, W): name -> (C_out, C_in, k, k) (BatchNorm scale/shift (C,) with `predict_bn`)."
         c = self.config
         x = check_images(images, c.in_channels, c.image_size)
-        return {n: w[0] for n, w in self.generate(self.sketch(x, None if self.training else 1024)[None]).items()}
+        chunk = None if self.training or labels is not None else 1024
+        return {n: w[0] for n, w in self.generate(self.sketch(x, chunk, labels)[None]).items()}
 
 # %% ../nbs/07_core.ipynb #055e48c0
 @torch.no_grad()
@@ -158,7 +176,8 @@ def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> 
         if tuple(head.weight.shape) != tuple(self.head.weight.shape):
             raise ValueError(f"head maps {head.weight.shape[1]} features to {head.weight.shape[0]} classes; this PudNet's head maps "
                              f"{self.feature_dim} features to {c.n_train_classes} meta-train classes")
-        self.head.load_state_dict(head.state_dict())
+        self.head.weight.copy_(head.weight)  # a cosine head keeps the class directions (its temperature stays its own)
+        if isinstance(self.head, nn.Linear): self.head.bias.copy_(head.bias)
     for n, p in want.items(): p.copy_(sd[n])
     return self
 
@@ -232,15 +251,19 @@ def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
 
 # %% ../nbs/07_core.ipynb #88106a88
 @torch.no_grad()
-def _predict(self: PudNet, images, batch_size: int = 4096) -> nn.Module:
-    "A ready target network (eval mode) for the dataset `images` (tensor, Dataset or DataLoader): predicted weights and its BatchNorm statistics."
+def _predict(self: PudNet, images, batch_size: int = 4096, labels: torch.Tensor | None = None) -> nn.Module:
+    """A ready target network (eval mode) for the dataset `images` (tensor, Dataset or DataLoader): predicted weights and its BatchNorm
+    statistics. A class-aware PudNet (`sketch_labels`) needs `labels` (N,) of a tensor's images, -1 for unlabelled ones."""
     c = self.config
     device = next(self.parameters()).device
     batches = _as_batches(images, batch_size, c.in_channels, c.image_size, device)
     was_training = self.training
     self.eval()
     try:
-        sketch = self.sketch.stream(batches())  # eq. 3, streamed
+        if labels is None: sketch = self.sketch.stream(batches())  # eq. 3, streamed
+        elif isinstance(images, torch.Tensor):
+            sketch = self.sketch(check_images(images, c.in_channels, c.image_size).to(device), None, labels.to(device))
+        else: raise TypeError("labels need the images as one tensor (a class-aware sketch is not streamed)")
         weights = {k: w[0] for k, w in self.generate(sketch[None]).items()}
         net = build_target(c.arch, c.in_channels, c.width).to(device)
         net.load_state_dict({**net.state_dict(), **self.shared_tensors(), **weights})

@@ -23,8 +23,8 @@ from .data import ImageData, adapt_images, to_float
 from .tasks import Task, sample_task
 
 # %% auto #0
-__all__ = ['mean_ci95', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit', 'device_name', 'make_record', 'write_records',
-           'speedup', 'compare', 'format_table', 'markdown_table', 'user_tasks']
+__all__ = ['mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit', 'device_name', 'make_record',
+           'write_records', 'speedup', 'compare', 'format_table', 'markdown_table', 'user_tasks']
 
 # %% ../nbs/10_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -33,6 +33,12 @@ def mean_ci95(values) -> tuple:
     if not values: raise ValueError("no values to summarise")
     if len(values) == 1: return values[0], float('nan')
     return statistics.fmean(values), 1.96 * statistics.stdev(values) / math.sqrt(len(values))
+
+def paired_difference(a, b) -> tuple:
+    "Mean and 95% confidence half-width of the per-task differences a_i - b_i (two methods scored on the same tasks)."
+    a, b = list(a), list(b)
+    if len(a) != len(b): raise ValueError(f"paired differences need the same tasks: {len(a)} and {len(b)} accuracies")
+    return mean_ci95([x - y for x, y in zip(a, b)])
 
 # %% ../nbs/10_evaluation.ipynb #7bc88e14
 def _sync(device):
@@ -80,7 +86,7 @@ def make_record(protocol: str, method: str, arch: str, tasks: list, accs: list, 
     "One result: protocol, method, arch, seeds, n_tasks, mean, ci95, times, device, torch, commit (+ `extra`)."
     mean, ci = mean_ci95(accs)
     return {'protocol': protocol, 'method': method, 'arch': arch, 'seeds': [t.seed for t in tasks][:len(accs)],
-            'n_tasks': len(accs), 'mean': mean, 'ci95': ci, 'seconds_median': statistics.median(seconds),
+            'n_tasks': len(accs), 'accs': [float(a) for a in accs], 'mean': mean, 'ci95': ci, 'seconds_median': statistics.median(seconds),
             'seconds_mean': statistics.fmean(seconds), 'device': device_name(device), 'torch': torch.__version__,
             'commit': git_commit(), **extra}
 

@@ -17,7 +17,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
 from .core import PudNet
 from .data import ImageData, to_float
-from .losses import class_centroids, prototype_logits
+from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .targets import build_target, fresh_bn_buffers
 from .training import HISTORY_KEYS, TrainConfig, random_affine
 
@@ -98,25 +98,20 @@ def batched_task_losses(model: PudNet, template: nn.Module, pool: DevicePool, cf
     p_x = x[:, :, :Pn].flatten(1, 2)  # (B, K*P, ...): what PudNet sees
     sq = torch.cat([x[:, :, :S], x[:, :, Pn:]], 2).flatten(1, 2)  # (B, K*(S+Q), ...): shots then queries, class-major
     with autocast(dev, amp):
-        weights = model.generate(model.sketch.batch(list(p_x)))
+        known = torch.where(torch.arange(Pn, device=dev) < S, torch.arange(K, device=dev)[:, None], -1).flatten()  # shots' labels
+        weights = model.generate(model.sketch.batch(list(p_x), [known] * B))
         feats = batched_features(model, template, weights, sq).float()  # (B, K*(S+Q), D)
     feats = feats.view(B, K, S + Qn, -1)
     f_shot, f_q = feats[:, :, :S], feats[:, :, S:].flatten(1, 2)  # (B, K, S, D), (B, K*Q, D)
-    centroids = f_shot.mean(2)  # (B, K, D)
-    logits = model.config.tau * F.normalize(f_q, dim=-1) @ F.normalize(centroids, dim=-1).transpose(1, 2)  # (B, K*Q, K)
+    logits = prototype_logits(f_q, f_shot.mean(2), model.config.tau)  # (B, K*Q, K)
     q_y = torch.arange(K, device=dev).repeat_interleave(Qn).expand(B, -1)  # (B, K*Q)
     zero = logits.new_zeros(())
     out = {'l1': zero, 'l2': zero, 'l3': zero}
-    if cfg.use_metric_loss: out['l1'] = F.cross_entropy(logits.flatten(0, 1), q_y.flatten())
-    if cfg.use_head_loss or cfg.use_kl_loss:
-        head = model.head(feats.flatten(0, 2)).view(B, K, S + Qn, -1)  # (B, K, S+Q, n_train_classes)
-    if cfg.use_head_loss: out['l2'] = F.cross_entropy(head.flatten(0, 2), cls[..., None].expand(-1, -1, S + Qn).flatten())
-    if cfg.use_kl_loss:  # KL(q || p), p = prototype probabilities zero-padded to all meta-train classes (eq. 10)
-        n_cls = head.shape[-1]
-        padded = logits.new_zeros(B, K * Qn, n_cls).scatter(2, cls[:, None, :].expand(-1, K * Qn, -1), logits)
-        out['l3'] = F.kl_div(F.log_softmax(padded, -1).flatten(0, 1), F.log_softmax(head[:, :, S:].flatten(1, 2), -1).flatten(0, 1),
-                             reduction='batchmean', log_target=True)
-    out['loss'] = out['l1'] + out['l2'] + out['l3']
+    if cfg.use_metric_loss: out['l1'] = metric_loss(logits, q_y)
+    if cfg.use_head_loss or cfg.use_kl_loss: head = model.head(feats)  # (B, K, S+Q, n_train_classes)
+    if cfg.use_head_loss: out['l2'] = head_loss(head, cls[..., None].expand(-1, -1, S + Qn))
+    if cfg.use_kl_loss: out['l3'] = CONSISTENCY_LOSSES[cfg.kl_form](head[:, :, S:].flatten(1, 2), logits, cls)
+    out['loss'] = cfg.total(out)
     out['acc'] = (logits.argmax(-1) == q_y).float().mean()
     return out
 
@@ -166,12 +161,15 @@ class FastPredictor:
         for m in self.net.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = None  # cumulative: one batch -> its exact statistics
     @torch.no_grad()
-    def predict(self, p: torch.Tensor) -> dict:
-        "State dict of the network PudNet predicts for the float images `p` (N, C, H, W) on the model's device."
-        if len(p) > self.max_batch: return dict(self.model.predict(p, batch_size=self.max_batch).state_dict())
+    def predict(self, p: torch.Tensor, sketch: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
+        """State dict of the network PudNet predicts for the float images `p` (N, C, H, W); `sketch` (m,) replaces P's own (the swap
+        test); `labels` (N,), -1 for unlabelled images, feed a class-aware sketch."""
         m = self.model
+        if len(p) > self.max_batch:
+            if sketch is not None: raise ValueError(f"a given sketch needs P in one batch of at most {self.max_batch} images")
+            return dict(m.predict(p, batch_size=self.max_batch, labels=labels).state_dict())
         with autocast(self.device, self.amp):
-            weights = {k: w[0] for k, w in m.generate(m.sketch(p)[None]).items()}
+            weights = {k: w[0] for k, w in m.generate((m.sketch(p, None, labels) if sketch is None else sketch)[None]).items()}
             state = {**fresh_bn_buffers(self.net, self.device), **m.shared_tensors(), **weights}
             functional_call(self.net.train(), state, (p,))  # fills the BatchNorm buffers in `state` with P's statistics
         return state
@@ -189,11 +187,11 @@ def prototype_accuracy(features, shot_x: torch.Tensor, shot_y: torch.Tensor, q_x
     pred = prototype_logits(features(q_x), cent).argmax(1)
     return (pred == q_y).float().mean().item()
 
-def predict_and_score(fp: FastPredictor, task, device) -> tuple:
-    "(accuracy on Q, predict seconds) of PudNet on a `Task` via `FastPredictor`."
+def predict_and_score(fp: FastPredictor, task, device, sketch: torch.Tensor | None = None) -> tuple:
+    "(accuracy on Q, predict seconds) of PudNet on a `Task` via `FastPredictor` (weights from `sketch` if given, else from P)."
     p = to_float(task.p_x.to(device))
     sync(device); t0 = time.perf_counter()
-    state = fp.predict(p)
+    state = fp.predict(p, sketch, task.known_labels.to(device))
     sync(device); seconds = time.perf_counter() - t0
     f = lambda x: fp.features(state, x)
     acc = prototype_accuracy(f, p[task.shot_idx.to(device)], task.shot_y.to(device), to_float(task.q_x.to(device)), task.q_y.to(device))

@@ -17,7 +17,8 @@ __all__ = ['WeightGenerator']
 # %% ../nbs/05_generator.ipynb #699da6ca
 class WeightGenerator(nn.Module):
     "g_psi_t (eq. 6): codes (B, m) -> conv weights (B, C_out, C_in, k, k); linear + two 1x1 convs, optionally rank-`rank`."
-    def __init__(self, shape: tuple, dim: int, hidden: int = 32, rank: int | None = None, fan_in_scale: bool = True):
+    def __init__(self, shape: tuple, dim: int, hidden: int = 32, rank: int | None = None, fan_in_scale: bool = True,
+                 init: str = 'kaiming'):
         super().__init__()
         if len(shape) != 4 or shape[2] != shape[3]: raise ValueError(f"expected a square conv weight shape (C_out, C_in, k, k), got {shape}")
         self.shape, self.hidden, self.rank = tuple(shape), hidden, rank
@@ -27,13 +28,29 @@ class WeightGenerator(nn.Module):
         self.conv1 = nn.Conv2d(hidden, 2 * hidden, 1)
         self.conv2 = nn.Conv2d(2 * hidden, n_out, 1)
         self.scale = math.sqrt(2.0 / (c_in * k * k)) if fan_in_scale else 1.0
+        if init not in ('kaiming', 'paper'): raise ValueError(f"init must be 'kaiming' or 'paper' (PyTorch's defaults), got {init!r}")
+        if init == 'kaiming': self.kaiming_init()
+
+    @torch.no_grad()
+    def kaiming_init(self, n_codes: int = 256) -> None:
+        "Centred kernels of Kaiming's std sqrt(2 / fan_in) for unit-variance codes (layer-normalised ones): no shared box filter."
+        c_out, c_in, k, _ = self.shape
+        codes = torch.randn(n_codes, self.linear.in_features)
+        h = self._hidden(codes)  # (n_codes, 2 * hidden, k, k): what the last 1x1 conv sees
+        self.conv2.bias.copy_(-self.conv2.weight.flatten(1) @ h.mean((0, 2, 3)))  # outputs average zero over codes and taps
+        gain = math.sqrt(2.0 / (c_in * k * k)) / self(codes).std()
+        for p in (self.conv2.weight, self.conv2.bias): p.mul_(gain if self.rank is None else gain.sqrt())  # low rank: a product of two
+
+    def _hidden(self, code: torch.Tensor) -> torch.Tensor:
+        "The generator's hidden features (B, 2 * hidden, k, k) of codes (B, m)."
+        k = self.shape[2]
+        return F.gelu(self.conv1(F.gelu(self.linear(code)).view(len(code), self.hidden, k, k)))
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         "Weights of this layer for every code in `code` (B, m)."
         c_out, c_in, k, _ = self.shape
         B = len(code)
-        h = F.gelu(self.linear(code)).view(B, self.hidden, k, k)  # (B, hidden, k, k)
-        h = self.conv2(F.gelu(self.conv1(h)))  # (B, n_out, k, k)
+        h = self.conv2(self._hidden(code))  # (B, n_out, k, k)
         if self.rank is None: w = h.view(B, c_out, c_in, k, k)
         else:
             u, v = h.split([self.rank * c_out, self.rank * c_in], 1)

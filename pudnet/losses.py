@@ -5,11 +5,15 @@
 # %% ../nbs/06_losses.ipynb #7b51b5a0
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 # %% auto #0
-__all__ = ['class_centroids', 'prototype_logits', 'metric_loss', 'head_loss', 'pad_logits', 'consistency_loss']
+__all__ = ['CONSISTENCY_LOSSES', 'class_centroids', 'prototype_logits', 'metric_loss', 'head_loss', 'pad_logits',
+           'consistency_loss', 'task_consistency_loss', 'CosineHead']
 
 # %% ../nbs/06_losses.ipynb #6faee92c
 def class_centroids(feats: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
@@ -20,23 +24,47 @@ def class_centroids(feats: torch.Tensor, labels: torch.Tensor, n_way: int) -> to
     return sums / counts[:, None]
 
 def prototype_logits(feats: torch.Tensor, centroids: torch.Tensor, tau: float = 10.0) -> torch.Tensor:
-    "tau * cosine similarity of every feature to every centroid (eq. 7's logits): (N, D), (K, D) -> (N, K)."
-    return tau * F.normalize(feats, dim=-1) @ F.normalize(centroids, dim=-1).T
+    "tau * cosine similarity of every feature to every centroid (eq. 7's logits): (..., N, D), (..., K, D) -> (..., N, K)."
+    return tau * F.normalize(feats, dim=-1) @ F.normalize(centroids, dim=-1).mT
 
 # %% ../nbs/06_losses.ipynb #08772cb7
 def metric_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    "L_1 (eq. 8): cross-entropy of the prototype probabilities."
-    return F.cross_entropy(logits, labels)
+    "L_1 (eq. 8): cross-entropy of the prototype probabilities; logits (..., N, K), labels (..., N) (any leading task dimensions)."
+    return F.cross_entropy(logits.flatten(0, -2), labels.flatten())
 
 def head_loss(head_logits: torch.Tensor, global_labels: torch.Tensor) -> torch.Tensor:
-    "L_2 (eq. 9): cross-entropy of the auxiliary full-class head over all meta-train classes."
-    return F.cross_entropy(head_logits, global_labels)
+    "L_2 (eq. 9): cross-entropy of the auxiliary full-class head over all meta-train classes; (..., N, C), (..., N)."
+    return F.cross_entropy(head_logits.flatten(0, -2), global_labels.flatten())
+
+def _columns(class_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    "A task's class ids (..., K) broadcast to the shape of its logits (..., N, K)."
+    return class_ids.unsqueeze(-2).expand(logits.shape)
 
 def pad_logits(logits: torch.Tensor, class_ids: torch.Tensor, n_classes: int) -> torch.Tensor:
-    "Place a task's logits (N, K) at columns `class_ids` of an (N, n_classes) matrix of zeros."
-    return logits.new_zeros(len(logits), n_classes).index_copy(1, class_ids, logits)
+    "Place a task's logits (..., N, K) at columns `class_ids` (..., K) of a (..., N, n_classes) matrix of zeros."
+    return logits.new_zeros(*logits.shape[:-1], n_classes).scatter(-1, _columns(class_ids, logits), logits)
+
+def _kl(log_q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    "KL(q || p) of log-probabilities over the last dimension, averaged over every other dimension."
+    return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
 
 def consistency_loss(head_logits: torch.Tensor, logits: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-    "L_3 (eq. 10): KL(q || p), q from the full head, p from the zero-padded prototype logits."
-    log_p = F.log_softmax(pad_logits(logits, class_ids, head_logits.shape[1]), -1)
-    return F.kl_div(log_p, F.log_softmax(head_logits, -1), reduction='batchmean', log_target=True)
+    "L_3 read literally (eq. 10): KL(q || p), q from the full head, p from the zero-padded prototype logits; gradients into both."
+    return _kl(F.log_softmax(head_logits, -1), F.log_softmax(pad_logits(logits, class_ids, head_logits.shape[-1]), -1))
+
+def task_consistency_loss(head_logits: torch.Tensor, logits: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+    "L_3 made to work: KL(q || p) over the task's K classes only, q = the head's logits at `class_ids` renormalised, a fixed teacher."
+    teacher = head_logits.detach().gather(-1, _columns(class_ids, logits))
+    return _kl(F.log_softmax(teacher, -1), F.log_softmax(logits, -1))
+
+CONSISTENCY_LOSSES = {'task': task_consistency_loss, 'padded': consistency_loss}  # TrainConfig.kl_form -> L_3
+
+class CosineHead(nn.Module):
+    "The auxiliary full-class head as cosine similarity to one learned centre per class, times a learned temperature."
+    def __init__(self, dim: int, n_classes: int, tau: float = 10.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) / math.sqrt(dim))
+        self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        "Logits (..., N, n_classes) of features (..., N, D)."
+        return prototype_logits(feats, self.weight, self.log_tau.exp())

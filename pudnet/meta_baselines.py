@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import calibrate_batchnorm
 from .data import to_float
 from .fast import DevicePool, augment_images, autocast, prototype_accuracy, sync
 from .targets import build_target, feature_dim
 from .training import TrainConfig
 
 # %% auto #0
-__all__ = ['train_pretrained', 'train_protonet', 'train_meta_baseline', 'evaluate_feature_net']
+__all__ = ['BN_TREATMENTS', 'train_pretrained', 'train_protonet', 'train_meta_baseline', 'task_network', 'evaluate_feature_net']
 
 # %% ../nbs/15_meta_baselines.ipynb #63aa42ca
 def _features_net(pool: DevicePool, arch: str, width: int, seed: int) -> tuple:
@@ -91,15 +92,24 @@ def train_meta_baseline(pretrained: nn.Module, pool: DevicePool, cfg: TrainConfi
     return net.eval(), {**info, 'tau': log_tau.exp().item()}
 
 # %% ../nbs/15_meta_baselines.ipynb #6afc8d36
+BN_TREATMENTS = {'task': "BatchNorm statistics from each task's P", 'fixed': "the network's own BatchNorm statistics"}
+
+def task_network(net: nn.Module, p: torch.Tensor, bn: str = 'task') -> nn.Module:
+    "`net` as it scores a task with float images `p`: a copy with P's BatchNorm statistics (`bn='task'`), or `net` itself ('fixed')."
+    if bn not in BN_TREATMENTS: raise ValueError(f"bn must be one of {sorted(BN_TREATMENTS)}, got {bn!r}")
+    return calibrate_batchnorm(copy.deepcopy(net), p) if bn == 'task' else net
+
 @torch.no_grad()
-def evaluate_feature_net(net: nn.Module, tasks: list, device, amp: bool = True, batch: int = 4096) -> dict:
-    "Prototype accuracy on Q of a fixed feature network for each task, and seconds per task (features of shots and Q)."
+def evaluate_feature_net(net: nn.Module, tasks: list, device, amp: bool = True, batch: int = 4096, bn: str = 'task') -> dict:
+    """Prototype accuracy on Q of a fixed feature network for each task, and seconds per task (BatchNorm statistics from P
+    when `bn='task'`, PudNet's setting; features of shots and Q)."""
     net = net.to(device).eval()
-    def features(x):
-        with autocast(device, amp): return torch.cat([net(xb).float() for xb in x.split(batch)])
     accs, secs = [], []
     for t in tasks:
         sync(device); t0 = time.perf_counter()
+        n = task_network(net, to_float(t.p_x.to(device)), bn)
+        def features(x):
+            with autocast(device, amp): return torch.cat([n(xb).float() for xb in x.split(batch)])
         accs.append(prototype_accuracy(features, to_float(t.shot_x.to(device)), t.shot_y.to(device), to_float(t.q_x.to(device)),
                                        t.q_y.to(device)))
         sync(device); secs.append(time.perf_counter() - t0)

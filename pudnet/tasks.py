@@ -40,6 +40,10 @@ class Task:
     def shot_y(self):
         "Labels of the labelled images of P."
         return self.p_y[self.shot_idx]
+    @property
+    def known_labels(self):
+        "P's labels as a method may see them: those of the labelled images, -1 for the others."
+        return torch.full_like(self.p_y, -1).index_copy(0, self.shot_idx, self.shot_y)
     def __repr__(self): return (f"Task({self.ways}-way, |P|={len(self.p_x)} ({len(self.shot_idx)} labelled), "
                                 f"|Q|={len(self.q_x)}, classes={self.classes}, seed={self.seed})")
 

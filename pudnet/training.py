@@ -20,14 +20,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .core import PudNet, PudNetConfig, load_tensors, save_tensors
 from .data import ImageData, to_float
-from .losses import class_centroids, consistency_loss, head_loss, metric_loss, prototype_logits
+from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .tasks import sample_task
 
 # %% auto #0
-__all__ = ['HISTORY_KEYS', 'TrainConfig', 'random_affine', 'task_seed', 'sample_train_tasks', 'task_losses',
+__all__ = ['PAPER_TRAINING', 'HISTORY_KEYS', 'TrainConfig', 'random_affine', 'task_seed', 'sample_train_tasks', 'task_losses',
            'save_train_checkpoint', 'load_train_checkpoint', 'TaskLoss', 'meta_train']
 
 # %% ../nbs/08_training.ipynb #4ee65718
+PAPER_TRAINING = {'kl_form': 'padded'}  # the paper's reading of the loss switches we changed
+
 @dataclass
 class TrainConfig:
     "Meta-training settings: task sizes, optimisation, loss switches (for the ablations), checkpointing."
@@ -42,6 +44,9 @@ class TrainConfig:
     use_metric_loss: bool = True  # L_1, the parameter-free prototype loss (eq. 8)
     use_head_loss: bool = True  # L_2, the auxiliary full-class head (eq. 9)
     use_kl_loss: bool = True  # L_3, KL consistency between them (eq. 10)
+    kl_form: str = 'task'  # L_3 over the task's classes with the head as a fixed teacher ('task'), or the paper's zero-padded form ('padded')
+    head_weight: float = 1.0  # weight of L_2 in the total loss
+    kl_weight: float = 1.0  # weight of L_3 in the total loss
     augment: bool = True  # random affine jitter of meta-training images (rotation, shift, scale)
     checkpoint_every: int = 50  # steps between checkpoints
 
@@ -50,6 +55,18 @@ class TrainConfig:
         if self.use_kl_loss and not (self.use_metric_loss or self.use_head_loss): raise ValueError("the KL term needs both predictions")
         if self.ways < 2: raise ValueError(f"ways must be >= 2, got {self.ways}")
         if self.n_shot > self.p_per_class: raise ValueError(f"n_shot ({self.n_shot}) cannot exceed p_per_class ({self.p_per_class})")
+        if self.kl_form not in CONSISTENCY_LOSSES: raise ValueError(f"kl_form must be one of {sorted(CONSISTENCY_LOSSES)}, got {self.kl_form!r}")
+        for name in ('head_weight', 'kl_weight'):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0): raise ValueError(f"{name} must be finite and >= 0")
+
+    @classmethod
+    def paper(cls, **changes) -> TrainConfig:
+        "The paper's losses read literally: L_1 + L_2 + L_3 with the zero-padded KL."
+        return cls(**{**PAPER_TRAINING, **changes})
+
+    def total(self, losses: dict):
+        "The weighted total L_1 + head_weight L_2 + kl_weight L_3 of a dict of losses."
+        return losses['l1'] + self.head_weight * losses['l2'] + self.kl_weight * losses['l3']
 
 # %% ../nbs/08_training.ipynb #ebe2fb6d
 def random_affine(x: torch.Tensor, seed: int, degrees: float = 15.0, translate: float = 0.1, scale=(0.9, 1.1)) -> torch.Tensor:
@@ -79,7 +96,7 @@ def task_losses(model: PudNet, tasks: list, train_classes: list, cfg: TrainConfi
     device = next(model.parameters()).device
     index = {c: i for i, c in enumerate(train_classes)}
     prep = lambda x, seed: (random_affine(to_float(x), seed) if cfg.augment else to_float(x)).to(device)
-    weights = model.generate(model.sketch.batch([prep(t.p_x, t.seed) for t in tasks]))  # name -> (B, ...)
+    weights = model.generate(model.sketch.batch([prep(t.p_x, t.seed) for t in tasks], [t.known_labels.to(device) for t in tasks]))
     out = {k: 0.0 for k in ('l1', 'l2', 'l3', 'acc')}
     for b, t in enumerate(tasks):
         x = prep(torch.cat([t.shot_x, t.q_x]), t.seed + 1)
@@ -91,10 +108,10 @@ def task_losses(model: PudNet, tasks: list, train_classes: list, cfg: TrainConfi
         if cfg.use_metric_loss: out['l1'] = out['l1'] + metric_loss(logits, q_y)
         if cfg.use_head_loss or cfg.use_kl_loss: head = model.head(feats)
         if cfg.use_head_loss: out['l2'] = out['l2'] + head_loss(head, ids[torch.cat([shot_y, q_y])])
-        if cfg.use_kl_loss: out['l3'] = out['l3'] + consistency_loss(head[len(shot_y):], logits, ids)
+        if cfg.use_kl_loss: out['l3'] = out['l3'] + CONSISTENCY_LOSSES[cfg.kl_form](head[len(shot_y):], logits, ids)
         out['acc'] += (logits.argmax(1) == q_y).float().mean().item()
     out = {k: v / len(tasks) for k, v in out.items()}
-    out['loss'] = out['l1'] + out['l2'] + out['l3']
+    out['loss'] = cfg.total(out)
     return out
 
 # %% ../nbs/08_training.ipynb #789a94b8
