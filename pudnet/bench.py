@@ -53,6 +53,9 @@ ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
     'paper, read literally': (PAPER_MODEL, PAPER_TRAINING),
     'padded KL': ({}, PAPER_TRAINING), 'linear head': ({'head': 'linear'}, {}),
     'default generator init': ({'generator_init': 'paper'}, {}), 'raw codes': ({'code_norm': False}, {}),
+    # beyond the paper: the sketch reads the labelled images (class-aware), and FiLM-like BatchNorm scale/shift from the codes
+    'class-aware sketch': ({'sketch_labels': True}, {}),
+    'class-aware + predicted BN affine': ({'sketch_labels': True, 'predict_bn': True}, {}),
 }
 FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored without P's BatchNorm statistics
 SWAP_SEED = 20_000  # seeds of the meta-train tasks whose P the swap test borrows
@@ -75,6 +78,8 @@ class BenchConfig:
     protocol_tasks: dict = field(default_factory=dict)  # protocol -> its own n_tasks (e.g. fewer of the 15,000-image CIFAR-10 tasks on CPU)
     fewshot_tasks: int = 200  # 5-way 1-/5-shot tasks (cifar100-set only)
     swap_tasks: int = 10  # test tasks of each protocol scored in the swap test (0: none)
+    predict_runs: int = 20  # timed predictions per PudNet (median after 3 warm-ups)
+    swap_protocols: tuple | None = None  # protocols that get the swap test (None: all; CIFAR-10's 15,000-image tasks are costly on CPU)
     scratch_tasks: int = 2  # tasks for Adam / GC from scratch and fine-tuning
     epochs: tuple = (1, 5, 10, 30, 50)  # scratch-training epochs recorded
     finetune_epochs: tuple = (1, 5)
@@ -127,6 +132,15 @@ PRESETS = {
                                         main_variants=('metric loss only',), pretrained_start=('full PudNet', 'metric loss only'),
                                         shares={'pudnet': 0.2, 'pretrained': 0.08, 'meta_baseline': 0.1, 'protonet': 0.07,
                                                 'pretrained_start': 0.1}),
+    # issue 16: every method on equal terms (BatchNorm statistics from P for all, and each fixed network's own), the paper read
+    # literally against the fixed defaults and a class-aware PudNet, each with the swap test; ConvNet-3 on 2 CPU cores
+    'fair-cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set', 'fashion-to-digits'), arch='convnet3',
+                            extra_archs=(), budget=4200, n_tasks=12, protocol_tasks={'cifar100-set': 20, 'cifar100-to-cifar10': 3,
+                            'fashion-to-digits': 20}, fewshot_tasks=20, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4,
+                            p_per_class=40, curve_points=0, amp=False, predict_runs=3, swap_tasks=8,
+                            main_variants=('full PudNet', 'paper, read literally', 'class-aware + predicted BN affine'),
+                            swap_protocols=('cifar100-set', 'fashion-set', 'fashion-to-digits'),
+                            shares={'pudnet': 0.12, 'pretrained': 0.06, 'meta_baseline': 0.04, 'protonet': 0.05}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
@@ -325,10 +339,11 @@ def bench_source(bench: Bench, protocols: list) -> None:
                 bench.add(n, method + suffix, arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
     meta_tasks = [sample_task(src.meta_train, None, src.train_classes, ways, cfg.p_per_class, None, min(10, cfg.p_per_class),
                               seed=SWAP_SEED + i) for i in range(cfg.swap_tasks)]
-    def swap_rows(model, method, protocols, group='swap', **extra):  # the swap test (untimed) and the weights' spread across tasks
+    def swap_rows(model, method, protocols, own=None, group='swap', **extra):  # the swap test (untimed), the weights' spread
         for n in protocols:
             ts = tasks[n][:cfg.swap_tasks]
-            accs, spread = swap_test(model, ts, meta_tasks, dev, cfg.amp), weight_spread(model, ts, dev)
+            accs = swap_test(model, ts, meta_tasks, dev, cfg.amp, None if own is None else own[n][:len(ts)])
+            spread = weight_spread(model, ts, dev)
             for name, a in accs.items():
                 gap, ci = paired_difference(accs['own P'], a)
                 bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a), group=group, swap=name,
@@ -346,16 +361,19 @@ def bench_source(bench: Bench, protocols: list) -> None:
         if first: trained, pud_method = res, method  # the scratch-task rows and fine-tuning use this one
         model, info = res
         short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
+        scored = {}
         def score_pudnet(model=model, short=short, method=method, first=first, changes={**mch, **tch}):
-            timing = time_predict(model, tasks[main][0], dev, cfg.amp)
+            timing = time_predict(model, tasks[main][0], dev, cfg.amp, cfg.predict_runs)
             bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, PudNet.predict {1000 * timing['module']:.2f} ms")
             for n, ts in {**tasks, **fewshot}.items():
-                s = _score(model, ts, dev, cfg.amp)
+                s = scored[n] = _score(model, ts, dev, cfg.amp)
                 if first: pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
                 bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None, bn='task',
                           **({'variant': changes} if changes else {}))
         bench.part(f'{method} scoring', score_pudnet)
-        if cfg.swap_tasks: bench.part(f'{method} swap test', swap_rows, model, method, list(tasks), **short)
+        swapped = [n for n in tasks if cfg.swap_protocols is None or n in cfg.swap_protocols]
+        if cfg.swap_tasks and swapped:
+            bench.part(f'{method} swap test', swap_rows, model, method, swapped, {n: s['acc'] for n, s in scored.items()}, **short)
         del model, res
         if dev.type == 'cuda': torch.cuda.empty_cache()
     # 2. random network, Pretrained, Meta-Baseline, ProtoNet
@@ -448,7 +466,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
                           group='ablation' if share == 'ablation' else 'target')
             bench.part(f'{method} {a} scoring', score_variant)
             if share == 'ablation' and cfg.swap_tasks:
-                bench.part(f'{method} {a} swap test', swap_rows, m, method, [main], 'ablation swap', **short)
+                bench.part(f'{method} {a} swap test', swap_rows, m, method, [main], None, 'ablation swap', **short)
             if share == 'ablation' and ref_seconds is None: ref_seconds = time.perf_counter() - t_row
             del m
         if dev.type == 'cuda': torch.cuda.empty_cache()

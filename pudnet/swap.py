@@ -26,9 +26,11 @@ def task_sketches(model: PudNet, tasks: list, device='cpu') -> torch.Tensor:
     model = model.to(device).eval()
     return torch.stack([model.sketch(to_float(t.p_x.to(device)), None, t.known_labels.to(device)) for t in tasks])
 
-def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device='cpu', amp: bool = False) -> dict:
-    """Accuracy of each task scored with weights predicted from its own P, from another test task's P, from a meta-train
-    task's P and from the mean sketch. BatchNorm statistics and prototypes always come from the task's own data."""
+def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device='cpu', amp: bool = False,
+              own_accs: list | None = None) -> dict:
+    """Accuracy of each task scored with weights predicted from its own P (or `own_accs`, already measured with
+    `predict_and_score`), from another test task's P, from a meta-train task's P and from the mean sketch.
+    BatchNorm statistics and prototypes always come from the task's own data."""
     if len(tasks) < 2: raise ValueError("the swap test needs at least 2 tasks (each borrows another's sketch)")
     fp = FastPredictor(model.to(device), amp=amp)
     own = task_sketches(model, tasks, device)
@@ -36,8 +38,10 @@ def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device
     sources = {'own P': lambda i: own[i], "another task's P": lambda i: own[(i + 1) % len(tasks)],
                "a meta-train task's P": None if meta is None else lambda i: meta[i % len(meta)],
                'mean sketch': lambda i: (own if meta is None else meta).mean(0)}
-    return {name: [predict_and_score(fp, t, device, sketch(i))[0] for i, t in enumerate(tasks)]
+    if own_accs is not None: sources['own P'] = None
+    accs = {name: [predict_and_score(fp, t, device, sketch(i))[0] for i, t in enumerate(tasks)]
             for name, sketch in sources.items() if sketch is not None}
+    return {'own P': list(own_accs), **accs} if own_accs is not None else accs
 
 def swap_summary(accs: dict) -> dict:
     "Per swap: mean accuracy, and the paired gap own P minus it with its 95 % CI: name -> {'mean', 'gap', 'gap_ci95'}."
