@@ -25,12 +25,13 @@ from .data import to_float
 from .evaluation import device_name, git_commit, make_record, mean_ci95, paired_difference, speedup
 from .fast import DevicePool, FastPredictor, autocast, fast_meta_train, predict_and_score, prototype_accuracy, sync
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained, train_protonet
+from .results import FIXED_BN
 from .swap import swap_test, weight_spread
 from .tasks import get_protocol, load_protocol_data, protocol_tasks, sample_task
 from .training import PAPER_TRAINING, TrainConfig
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'FIXED_BN', 'SWAP_SEED', 'TABLE_VI', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet',
+__all__ = ['ABLATIONS', 'SWAP_SEED', 'TABLE_VI', 'PRESETS', 'BenchConfig', 'bench_config', 'Bench', 'train_pudnet',
            'time_predict', 'finetune_predicted', 'bench_source', 'run_bench']
 
 # %% ../nbs/16_bench.ipynb #a39fae5b
@@ -57,7 +58,7 @@ ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
     'class-aware sketch': ({'sketch_labels': True}, {}),
     'class-aware + predicted BN affine': ({'sketch_labels': True, 'predict_bn': True}, {}),
 }
-FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored without P's BatchNorm statistics
+
 SWAP_SEED = 20_000  # seeds of the meta-train tasks whose P the swap test borrows
 TABLE_VI = ('full PudNet', 'w/o context', 'metric loss only', 'w/o KL', 'eta=0', 'eta=0.2', 'eta=0.5', 'eta=0.8', 'fan-in scaling off')
 
@@ -78,7 +79,7 @@ class BenchConfig:
     protocol_tasks: dict = field(default_factory=dict)  # protocol -> its own n_tasks (e.g. fewer of the 15,000-image CIFAR-10 tasks on CPU)
     fewshot_tasks: int = 200  # 5-way 1-/5-shot tasks (cifar100-set only)
     swap_tasks: int = 10  # test tasks of each protocol scored in the swap test (0: none)
-    predict_runs: int = 20  # timed predictions per PudNet (median after 3 warm-ups)
+    predict_runs: int = 20  # timed predictions per PudNet (median after 3 warm-ups; 0: not timed)
     swap_protocols: tuple | None = None  # protocols that get the swap test (None: all; CIFAR-10's 15,000-image tasks are costly on CPU)
     scratch_tasks: int = 2  # tasks for Adam / GC from scratch and fine-tuning
     epochs: tuple = (1, 5, 10, 30, 50)  # scratch-training epochs recorded
@@ -135,12 +136,12 @@ PRESETS = {
     # issue 16: every method on equal terms (BatchNorm statistics from P for all, and each fixed network's own), the paper read
     # literally against the fixed defaults and a class-aware PudNet, each with the swap test; ConvNet-3 on 2 CPU cores
     'fair-cpu': BenchConfig(protocols=('cifar100-set', 'cifar100-to-cifar10', 'fashion-set', 'fashion-to-digits'), arch='convnet3',
-                            extra_archs=(), budget=4200, n_tasks=12, protocol_tasks={'cifar100-set': 20, 'cifar100-to-cifar10': 3,
+                            extra_archs=(), budget=4500, n_tasks=10, protocol_tasks={'cifar100-set': 20, 'cifar100-to-cifar10': 2,
                             'fashion-to-digits': 20}, fewshot_tasks=20, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4,
-                            p_per_class=40, curve_points=0, amp=False, predict_runs=3, swap_tasks=8,
+                            p_per_class=40, curve_points=0, amp=False, predict_runs=0, swap_tasks=6,
                             main_variants=('full PudNet', 'paper, read literally', 'class-aware + predicted BN affine'),
                             swap_protocols=('cifar100-set', 'fashion-set', 'fashion-to-digits'),
-                            shares={'pudnet': 0.12, 'pretrained': 0.06, 'meta_baseline': 0.04, 'protonet': 0.05}),
+                            shares={'pudnet': 0.1, 'pretrained': 0.06, 'meta_baseline': 0.04, 'protonet': 0.05}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
@@ -363,8 +364,9 @@ def bench_source(bench: Bench, protocols: list) -> None:
         short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
         scored = {}
         def score_pudnet(model=model, short=short, method=method, first=first, changes={**mch, **tch}):
-            timing = time_predict(model, tasks[main][0], dev, cfg.amp, cfg.predict_runs)
-            bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, PudNet.predict {1000 * timing['module']:.2f} ms")
+            timing = time_predict(model, tasks[main][0], dev, cfg.amp, cfg.predict_runs) if cfg.predict_runs else None
+            if timing: bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, "
+                                 f"PudNet.predict {1000 * timing['module']:.2f} ms")
             for n, ts in {**tasks, **fewshot}.items():
                 s = scored[n] = _score(model, ts, dev, cfg.amp)
                 if first: pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
