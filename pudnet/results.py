@@ -13,8 +13,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 # %% auto #0
-__all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'load_run', 'pick', 'fmt_acc', 'results_table', 'methods_figure',
-           'ablation_figure', 'scratch_figure', 'curves_figure']
+__all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'FIXED_BN', 'load_run', 'pick', 'fmt_acc', 'results_table',
+           'methods_figure', 'ablation_figure', 'scratch_figure', 'curves_figure', 'fair_table', 'swap_table',
+           'spread_figure']
 
 # %% ../nbs/17_results.ipynb #36e18352
 def load_run(folder) -> dict:
@@ -135,4 +136,48 @@ def curves_figure(curves: dict, keys: list = None, title: str = 'meta-training')
     fig.update_xaxes(title_text='meta-training tasks seen')
     fig.update_yaxes(title_text='loss', row=1, col=1); fig.update_yaxes(title_text='accuracy (%)', row=1, col=2)
     fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=60, b=40), legend=dict(orientation='h', y=-0.25))
+    return fig
+
+# %% ../nbs/17_results.ipynb #83c57d44
+FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored with its own BatchNorm statistics, not P's
+
+def _paired(a: dict, b: dict) -> str:
+    "'+x.xx ± y.yy' points: a's per-task accuracies minus b's, on the same tasks ('' if the tasks differ)."
+    if a is None or b is None or a.get('seeds') != b.get('seeds') or 'accs' not in a or 'accs' not in b: return ''
+    d = [x - y for x, y in zip(a['accs'], b['accs'])]
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else float('nan')
+    return f"{100 * mean:+.2f} ± {100 * 1.96 * sd / math.sqrt(len(d)):.2f}"
+
+def fair_table(records: list, protocol: str, reference: str = 'PudNet') -> str:
+    """Markdown: every method on `protocol` with BatchNorm statistics from each task's P and with its own (fixed networks),
+    and the paired difference of the first to `reference` over the same tasks."""
+    rows = pick(records, protocol, group='main')
+    cell = {r['method']: r for r in rows}
+    ref = cell.get(reference)
+    out = [f'| method ({protocol}) | BN statistics from P | own BN statistics | minus {reference}, paired (points) |', '|---|---|---|---|']
+    for m in dict.fromkeys(r['method'].removesuffix(FIXED_BN) for r in rows):
+        own = cell.get(m)
+        out.append(f"| {m} | {fmt_acc(own)} | {fmt_acc(cell.get(m + FIXED_BN))} | {'' if m == reference else _paired(own, ref)} |")
+    return '\n'.join(out)
+
+def swap_table(records: list, protocol: str) -> str:
+    "Markdown: per PudNet variant on `protocol`, accuracy with its own sketch and the paired gap (own minus swapped) of each swap."
+    rows = [r for r in records if r.get('group') in ('swap', 'ablation swap') and r['protocol'] == protocol]
+    swaps = list(dict.fromkeys(r['swap'] for r in rows if r['swap'] != 'own P'))
+    out = ['| variant | tasks | own P | ' + ' | '.join(f'gap to {s}' for s in swaps) + ' |', '|---|---|---|' + '---|' * len(swaps)]
+    for v in dict.fromkeys(r['method'].split(' [weights from')[0] for r in rows):
+        by = {r['swap']: r for r in rows if r['method'].startswith(v + ' [')}
+        gaps = [f"{100 * by[s]['gap']:+.2f} ± {100 * by[s]['gap_ci95']:.2f}" if s in by else '' for s in swaps]
+        out.append(f"| {v} | {by['own P']['n_tasks']} | {fmt_acc(by['own P'])} | " + ' | '.join(gaps) + ' |')
+    return '\n'.join(out)
+
+def spread_figure(records: list, protocol: str, title: str = None) -> go.Figure:
+    "Bars, per predicted layer, of the spread of the weights across `protocol`'s swap-test tasks, one bar per PudNet variant."
+    rows = [r for r in records if r.get('group') == 'swap' and r['protocol'] == protocol and r['swap'] == 'own P']
+    if not rows: raise ValueError(f"no swap-test records for {protocol!r}")
+    fig = go.Figure([go.Bar(name=r['method'].split(' [weights from')[0], x=list(r['spread']), y=list(r['spread'].values())) for r in rows])
+    fig.update_layout(title=title or f"{protocol}: spread of the predicted weights across tasks", barmode='group', yaxis_type='log',
+                      xaxis_title='predicted layer', yaxis_title='|w_i - mean w| / |w_i| (log)', height=360,
+                      margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation='h', y=-0.3))
     return fig

@@ -12,7 +12,9 @@ from conftest import PUDNET
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ['PudNet', 'Random network (untrained)', 'Pretrained', 'Meta-Baseline', 'ProtoNet', 'Adam scratch 1 ep', 'Adam scratch 2 ep',
             'GC scratch 2 ep', 'PudNet + fine-tuning 1 ep', 'PudNet w/o KL', 'PudNet metric loss only',
-            'PudNet metric loss only, Pretrained start', 'PudNet, Pretrained start, before meta-training']
+            'PudNet metric loss only, Pretrained start', 'PudNet, Pretrained start, before meta-training',
+            'Pretrained [own BN statistics]', 'Random network (untrained) [own BN statistics]',
+            "PudNet [weights from another task's P]", "PudNet [weights from a meta-train task's P]", 'PudNet [weights from mean sketch]']
 
 
 def test_gpu_suite_script_smoke_on_cpu(tmp_path):
@@ -40,6 +42,15 @@ def test_gpu_suite_script_smoke_on_cpu(tmp_path):
     ablation = {x['method']: x for x in records if x.get('group') == 'ablation'}
     assert set(ablation) == {'PudNet (ablation reference)', 'PudNet w/o KL'}, sorted(ablation)
     assert ablation['PudNet w/o KL']['steps'] == ablation['PudNet (ablation reference)']['steps']  # variants train as long as the reference
+    for x in records:  # per-task accuracies, for paired differences; the BatchNorm treatment of every row
+        assert len(x['accs']) == x['n_tasks'] and abs(sum(x['accs']) / len(x['accs']) - x['mean']) < 1e-9
+    assert {x['bn'] for x in records if x['method'].startswith(('Pretrained', 'Random network'))} == {'task', 'fixed'}
+    assert all(x['bn'] == 'task' for x in records if x['method'] == 'PudNet')
+    swap = {x['swap']: x for x in records if x.get('group') == 'swap' and x['method'].startswith('PudNet [')}
+    assert set(swap) == {'own P', "another task's P", "a meta-train task's P", 'mean sketch'}, sorted(swap)
+    own = [x for x in main if x['method'] == 'PudNet'][0]
+    assert swap['own P']['accs'] == own['accs'][:len(swap['own P']['accs'])]  # the swap test's own-P row is PudNet's own score
+    assert swap['own P']['gap'] == 0 and all(len(x['spread']) == 3 for x in swap.values())  # ConvNet-3: three predicted layers
     curves = json.loads((out / 'curves.json').read_text())
     hist = curves['digits-set convnet3 PudNet']['history']
     assert len(hist) == 20 and all(h['loss'] == h['loss'] for h in hist)  # max_steps=20, finite losses
