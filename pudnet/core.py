@@ -27,7 +27,8 @@ from .targets import TARGETS, build_target, feature_dim, fresh_bn_buffers, predi
 
 # %% auto #0
 __all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier',
-           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'save_network', 'load_network']
+           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors', 'save_network',
+           'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
 PAPER_MODEL = {'head': 'linear', 'generator_init': 'paper', 'code_norm': False}  # the paper's reading of the switches we changed
@@ -344,10 +345,25 @@ def _load(cls, path: str | Path, arch: str | None = None, map_location='cpu') ->
     if arch is not None and config.arch != arch:
         raise ValueError(f"{path} holds a PudNet for {config.arch!r}, not {arch!r}: use a checkpoint trained for {arch}")
     if meta['kind'] == 'train': tensors = {k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')}
+    check_tensors(path, tensors, cls, config)
     model = cls(config)
-    try: model.load_state_dict(tensors)
-    except RuntimeError as e: raise ValueError(f"{path}: tensors do not fit its config ({config.arch}): {e}") from e
+    model.load_state_dict(tensors)
     return model.to(map_location)
+
+def non_finite(tensors: dict) -> list:
+    "Names of the floating-point tensors of `tensors` that hold a NaN or an Inf."
+    return [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+def check_tensors(path, tensors: dict, cls, config: PudNetConfig) -> None:
+    "Refuse tensors that do not fit `cls(config)` (compared on the meta device: nothing large is built) or are not finite."
+    with torch.device('meta'): want = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != want:
+        diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+        raise ValueError(f"{path}: its tensors do not fit its config ({config.arch}, width {config.width}): {len(diff)} differ, e.g. "
+                         + ', '.join(f"{k} {got.get(k, 'missing')} vs {want.get(k, 'unexpected')}" for k in diff[:3]))
+    bad = non_finite(tensors)
+    if bad: raise ValueError(f"{path} holds NaN or Inf in {len(bad)} tensors (e.g. {bad[0]}): training diverged; train again with a lower learning rate (--lr)")
 
 PudNet.save, PudNet.load = _save, classmethod(_load)
 

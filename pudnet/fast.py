@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
-from .core import PudNet
+from .core import PudNet, non_finite
 from .data import ImageData, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .targets import build_target, fresh_bn_buffers
@@ -143,8 +143,9 @@ def fast_meta_train(model: PudNet, pool: DevicePool, cfg: TrainConfig, budget: f
             for (s, _), row in zip(pending, values.tolist()):
                 history.append({'step': s, **dict(zip(HISTORY_KEYS[1:6], row)), 'seconds': seconds})
             pending = []
-            if not all(map(lambda v: v == v and abs(v) != float('inf'), values[:, 0].tolist())):
-                raise FloatingPointError(f"non-finite loss by step {step}: training stopped. Try a lower learning rate (lr={cfg.lr}).")
+            if not all(map(lambda v: v == v and abs(v) != float('inf'), values[:, 0].tolist())) or non_finite(model.state_dict()):
+                raise FloatingPointError(f"non-finite loss or parameters by step {step}: training stopped. "
+                                         f"Try a lower learning rate (lr={cfg.lr}).")
             if progress is not None and progress(history): break  # the callback may stop the run
         if last: break
     model.eval()

@@ -18,7 +18,7 @@ from fastprogress.fastprogress import progress_bar
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .core import PudNet, PudNetConfig, load_tensors, save_tensors
+from .core import PudNet, PudNetConfig, load_tensors, non_finite, save_tensors
 from .data import ImageData, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .tasks import sample_task
@@ -189,7 +189,8 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
         stats = torch.stack([torch.as_tensor(losses[k], dtype=torch.float64).detach().to(device) for k in HISTORY_KEYS[1:6]])
         if world > 1: dist.all_reduce(stats); stats /= world  # the global means, identical on every process
         if not torch.isfinite(stats[0]):
-            where = f"last good checkpoint: {checkpoint} (step {last_saved})" if checkpoint else "no checkpoint was being written"
+            where = (f"last good checkpoint: {checkpoint} (step {last_saved})" if checkpoint and Path(checkpoint).exists()
+                     else "no checkpoint was written")
             raise FloatingPointError(f"non-finite loss {float(stats[0])} at step {step}: training stopped; {where}. "
                                      f"Try a lower learning rate (lr={cfg.lr}).")
         opt.zero_grad()
@@ -200,6 +201,9 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
             recent = history[-20:]
             bar.comment = f"loss {sum(h['loss'] for h in recent) / len(recent):.3f}  acc {sum(h['acc'] for h in recent) / len(recent):.3f}"
         if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            bad = non_finite(model.state_dict())  # a diverged model is never recorded as good
+            if bad: raise FloatingPointError(f"parameters became NaN or Inf by step {step} (e.g. {bad[0]}): training stopped, not saved; "
+                                             f"last good checkpoint: {checkpoint} (step {last_saved}). Try a lower learning rate (lr={cfg.lr}).")
             if rank == 0: save_train_checkpoint(checkpoint, model, opt, cfg, step + 1, history, train_classes)
             last_saved = step + 1
     return history

@@ -12,7 +12,7 @@ from PIL import Image
 
 import pudnet.cli
 from pudnet.cli import main
-from pudnet.core import PudNet, PudNetConfig, save_tensors
+from pudnet.core import PudNet, PudNetConfig, load_tensors, save_tensors
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
 
@@ -36,6 +36,8 @@ def world(tmp_path_factory) -> Path:
     model.save(t / 'ck.safetensors')
     (t / 'ck-link').symlink_to(t / 'ck.safetensors')
     save_tensors(t / 'no-config.safetensors', model.state_dict(), {'format': 'pudnet', 'kind': 'model'})
+    tensors, meta = load_tensors(t / 'ck.safetensors')  # its config edited to a width that would need terabytes
+    save_tensors(t / 'huge.safetensors', tensors, {**meta, 'config': meta['config'].replace('"width": 8', '"width": 10000000')})
     with torch.no_grad(): next(model.parameters()).view(-1)[0] = float('nan')
     model.save(t / 'nan.safetensors')
     image_folder(t / 'folder')
@@ -141,6 +143,7 @@ ROWS = [
     # checkpoints
     ('a NaN checkpoint', 'predict {t}/nan.safetensors {npz} --out {net}', ['NaN or Inf in 1 tensors', '--lr']),
     ('a NaN checkpoint, evaluated', 'evaluate {t}/nan.safetensors --data {npz}', ['NaN or Inf']),
+    ('a config edited to a huge width', 'predict {t}/huge.safetensors {npz} --out {net}', ['do not fit its config']),
     ('a checkpoint without its config', 'predict {t}/no-config.safetensors {npz} --out {net}', ["lacks its 'config'"]),
     ('an .npz given as the checkpoint', 'predict {npz} {npz} --out {net}', ['not a valid pudnet checkpoint']),
 ]
