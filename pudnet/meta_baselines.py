@@ -15,6 +15,7 @@ from torch import nn
 from .core import calibrate_batchnorm
 from .data import to_float
 from .fast import DevicePool, augment_images, autocast, prototype_accuracy, sync
+from .losses import metric_loss, prototype_logits
 from .targets import build_target, feature_dim
 from .training import TrainConfig
 
@@ -59,10 +60,9 @@ def _episode_loss(net: nn.Module, pool: DevicePool, cfg: TrainConfig, step: int,
     x = to_float(pool.x[idx.flatten()])
     if cfg.augment: x = augment_images(x, cfg.seed * 1_000_003 + step)
     with autocast(pool.device, amp): f = net(x).float().view(B, K, S + Q, -1)
-    cent = f[:, :, :S].mean(2)  # (B, K, D)
-    logits = tau * F.normalize(f[:, :, S:].flatten(1, 2), dim=-1) @ F.normalize(cent, dim=-1).transpose(1, 2)
+    logits = prototype_logits(f[:, :, S:].flatten(1, 2), f[:, :, :S].mean(2), tau)  # (B, K*Q, K)
     y = torch.arange(K, device=pool.device).repeat_interleave(Q).expand(B, -1)
-    return F.cross_entropy(logits.flatten(0, 1), y.flatten()), (logits.argmax(-1) == y).float().mean()
+    return metric_loss(logits, y), (logits.argmax(-1) == y).float().mean()
 
 def _episodic(net: nn.Module, opt, pool: DevicePool, cfg: TrainConfig, budget, tau, amp: bool) -> dict:
     "Episodic training of `net` for `cfg.steps` steps or `budget` seconds; `tau()` gives the temperature."
