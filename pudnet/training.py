@@ -162,6 +162,10 @@ def _world() -> tuple:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
+def _last_good(checkpoint, step: int) -> str:
+    "Where a stopped run can resume from: the last checkpoint written, if any."
+    return f"last good checkpoint: {checkpoint} (step {step})" if checkpoint and Path(checkpoint).exists() else "no checkpoint was written"
+
 def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainConfig, checkpoint=None,
                progress: bool = True) -> list:
     "Meta-train `model` on tasks from `train_classes` of `data` (Algorithm 1); resume from `checkpoint` if it exists; DDP-aware."
@@ -189,9 +193,8 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
         stats = torch.stack([torch.as_tensor(losses[k], dtype=torch.float64).detach().to(device) for k in HISTORY_KEYS[1:6]])
         if world > 1: dist.all_reduce(stats); stats /= world  # the global means, identical on every process
         if not torch.isfinite(stats[0]):
-            where = (f"last good checkpoint: {checkpoint} (step {last_saved})" if checkpoint and Path(checkpoint).exists()
-                     else "no checkpoint was written")
-            raise FloatingPointError(f"non-finite loss {float(stats[0])} at step {step}: training stopped; {where}. "
+            raise FloatingPointError(f"non-finite loss {float(stats[0])} at step {step}: training stopped; "
+                                     f"{_last_good(checkpoint, last_saved)}. "
                                      f"Try a lower learning rate (lr={cfg.lr}).")
         opt.zero_grad()
         losses['loss'].backward()
@@ -203,7 +206,7 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
         if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             bad = non_finite(model.state_dict())  # a diverged model is never recorded as good
             if bad: raise FloatingPointError(f"parameters became NaN or Inf by step {step} (e.g. {bad[0]}): training stopped, not saved; "
-                                             f"last good checkpoint: {checkpoint} (step {last_saved}). Try a lower learning rate (lr={cfg.lr}).")
+                                             f"{_last_good(checkpoint, last_saved)}. Try a lower learning rate (lr={cfg.lr}).")
             if rank == 0: save_train_checkpoint(checkpoint, model, opt, cfg, step + 1, history, train_classes)
             last_saved = step + 1
     return history
