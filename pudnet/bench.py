@@ -145,11 +145,12 @@ PRESETS = {
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
-                         curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False),
+                         curve_tasks=2, curve_points=2, tasks_per_step=2, p_per_class=12, q_per_class=5, width=16, amp=False,
+                         swap_tasks=2, predict_runs=3),
 }
 
 def bench_config(preset: str = 'gpu', **changes) -> BenchConfig:
-    "A preset ('gpu', 'gpu-losses', 'gpu-improvements', 'cpu', 'ablations-cpu', 'improvements-cpu', 'pretrained-start-cpu', 'smoke') with `changes` applied (None values are ignored)."
+    "A preset (a name of `PRESETS`: 'gpu', 'cpu', 'fair-cpu', 'smoke', ...) with `changes` applied (None values are ignored)."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     changes = {k: v for k, v in changes.items() if v is not None}
     unknown = set(changes) - set(BenchConfig.__dataclass_fields__)
