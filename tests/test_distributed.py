@@ -14,11 +14,14 @@ TORCHRUN = str(Path(sys.executable).parent / 'torchrun')
 TRAIN = ['train', '--protocol', 'digits-set', '--tasks_per_step', '4', '--checkpoint_every', '2', '--quiet']
 
 
-def _close(a: PudNet, b: PudNet, tol=5e-3):
-    "Parameters agree to `tol`: float rounding of the all-reduce, turned by Adam into at most ~lr-sized steps on near-zero gradients."
-    worst = max((x - y).abs().max().item() for x, y in zip(a.state_dict().values(), b.state_dict().values()) if x.is_floating_point())
-    assert worst < tol, f"largest parameter difference {worst:.2e}"
-    return worst
+def _close(a: PudNet, b: PudNet, steps: int, lr=1e-3):
+    """The runs agree within Adam's amplification of float rounding. The all-reduce's rounding can flip the sign of a near-zero
+    gradient, and Adam turns it into a step of up to lr either way: at most 2 * lr * steps apart. Measured after 4 steps:
+    largest difference 4.8e-3, median 4.6e-5; after 6 steps, one of them resumed on the other process count, median 1.4e-4 (after 1 step 0.04 % of the elements differ by more than 1e-4)."""
+    d = torch.cat([(x - y).abs().flatten() for x, y in zip(a.state_dict().values(), b.state_dict().values()) if x.is_floating_point()])
+    assert d.max() <= 2 * lr * steps + 1e-6, f"largest parameter difference {d.max():.2e}"
+    assert d.median() < 0.05 * lr * steps, f"median parameter difference {d.median():.2e}"
+    return d.max().item(), d.median().item()
 
 
 def _torchrun(n, *args):
@@ -36,8 +39,11 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path):
     print(f"2-process gloo run of 4 steps x 4 tasks: {seconds:.1f} s wall-clock (including process start-up)")
     h1, h2 = load_tensors(one, kinds=('train',))[0]['history'], load_tensors(two, kinds=('train',))[0]['history']
     assert torch.allclose(h1[0, 1:6], h2[0, 1:6], rtol=1e-6), (h1, h2)  # step 0: the same global losses and accuracy
-    assert torch.allclose(h1[:, 1:6], h2[:, 1:6], rtol=1e-3), (h1, h2)  # later steps: equal up to float rounding, amplified by Adam
-    print('largest parameter difference after 4 steps:', _close(PudNet.load(one), PudNet.load(two)))
+    # later steps: equal up to float rounding, amplified by Adam: its first steps are ~lr * sign(gradient), so an element whose
+    # gradient is ~0 moves by +-lr depending on the all-reduce's rounding (measured: 2e-3 = lr in many tensors after one step);
+    # after 3 steps the losses agree to ~2 % and the query accuracy to one image in 80
+    assert torch.allclose(h1[:, 1:6], h2[:, 1:6], rtol=3e-2, atol=2e-2), (h1, h2)
+    print('largest and median parameter difference after 4 steps:', _close(PudNet.load(one), PudNet.load(two), 4))
     # the 2-process checkpoint resumes in 1 process, and the 1-process one in 2 processes
     shutil.copy(two, tmp_path / 'two_then_one.safetensors')
     subprocess.run([PUDNET, *TRAIN, '--steps', '6', '--checkpoint', tmp_path / 'two_then_one.safetensors'], check=True, capture_output=True, timeout=600)
@@ -45,7 +51,7 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path):
     _torchrun(2, '--steps', '6', '--checkpoint', tmp_path / 'one_then_two.safetensors')
     subprocess.run([PUDNET, *TRAIN, '--steps', '6', '--checkpoint', one], check=True, capture_output=True, timeout=600)
     for other in ('two_then_one', 'one_then_two'):
-        _close(PudNet.load(one), PudNet.load(tmp_path / f'{other}.safetensors'))
+        _close(PudNet.load(one), PudNet.load(tmp_path / f'{other}.safetensors'), 6)
         assert int(load_tensors(tmp_path / f'{other}.safetensors', kinds=('train',))[1]['step']) == 6
 
 
