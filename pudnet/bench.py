@@ -142,6 +142,12 @@ PRESETS = {
                             main_variants=('full PudNet', 'paper, read literally', 'class-aware + predicted BN affine'),
                             swap_protocols=('cifar100-set', 'fashion-set', 'fashion-to-digits'),
                             shares={'pudnet': 0.1, 'pretrained': 0.06, 'meta_baseline': 0.04, 'protonet': 0.05}),
+    # issue 16, across domains: one PudNet meta-trained on CIFAR-100's 80 classes, Fashion-MNIST 0-5 and digits 0-5 (each task from
+    # one domain), tested on the three domains' held-out classes, with the swap test's "another domain's P"; ConvNet-3, 2 CPU cores
+    'mixed-cpu': BenchConfig(protocols=('mixed-domain',), arch='convnet3', extra_archs=(), budget=2400, n_tasks=30, fewshot_tasks=0,
+                             scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
+                             predict_runs=0, swap_tasks=30, main_variants=('full PudNet', 'class-aware + predicted BN affine'),
+                             shares={'pudnet': 0.3, 'pretrained': 0.08, 'meta_baseline': 0.04, 'protonet': 0.05}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),

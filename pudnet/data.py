@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'ImageData', 'load_digits_images',
-           'shared_data_root', 'load_shared', 'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder',
-           'load_npz', 'load_user_data', 'to_float', 'adapt_images', 'check_images', 'image_folder_dataset']
+__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'MIXTURES', 'MIXTURE_SHAPE',
+           'MIXTURE_PER_CLASS', 'ImageData', 'load_digits_images', 'shared_data_root', 'load_shared',
+           'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder', 'load_npz', 'load_user_data',
+           'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture', 'image_folder_dataset']
 
 # %% ../nbs/00_data.ipynb #4a6842b2
 @dataclass
@@ -30,6 +31,7 @@ class ImageData:
     x: torch.Tensor  # (N, C, H, W) uint8
     y: torch.Tensor  # (N,) int64, indices into `classes`
     classes: list  # class names, in label order
+    domains: list | None = None  # the domain (source dataset) of each class, in label order; None: one domain
 
     def __post_init__(self):
         if not isinstance(self.x, torch.Tensor) or self.x.dtype != torch.uint8 or self.x.ndim != 4:
@@ -41,6 +43,8 @@ class ImageData:
         if len(self.y) and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
             raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} (one per class name), "
                              f"got {int(self.y.min())}..{int(self.y.max())}")
+        if self.domains is not None and len(self.domains) != len(self.classes):
+            raise ValueError(f"domains must name one domain per class: {len(self.classes)} classes, {len(self.domains)} domains")
 
     def __len__(self): return len(self.x)
 
@@ -52,7 +56,7 @@ class ImageData:
     def select(self, classes) -> ImageData:
         "The images of `classes` (label ids), labels unchanged."
         keep = torch.isin(self.y, torch.as_tensor(list(classes)))
-        return ImageData(self.x[keep], self.y[keep], self.classes)
+        return ImageData(self.x[keep], self.y[keep], self.classes, self.domains)
 
     def __repr__(self):
         return f"ImageData({len(self)} images of {self.shape}, {len(self.classes)} classes)"
@@ -126,8 +130,9 @@ def load_torchvision(name: str, split: str = 'train', root: str | Path = '~/.cac
 
 # %% ../nbs/00_data.ipynb #05267936
 def load_dataset(name: str, split: str = 'train', root: str | Path | None = None, download: bool = False) -> ImageData:
-    "Load `name` ('digits', 'fashion-mnist', 'cifar10', 'cifar100'): shared copy if present, else torchvision."
+    "Load `name` ('digits', 'fashion-mnist', 'cifar10', 'cifar100', or a mixture in `MIXTURES`): shared copy if present, else torchvision."
     if name == 'digits': return load_digits_images()
+    if name in MIXTURES: return load_mixture(name, split, root, download)
     shared = Path(root) if root is not None else shared_data_root()
     if shared is not None and (shared / name).is_dir(): return load_shared(name, split, shared)
     return load_torchvision(name, split, root or '~/.cache/pudnet', download=download)
@@ -375,6 +380,29 @@ def check_images(x, channels: int | None = None, size: int | None = None, what: 
                          f"use pudnet.data.adapt_images(x, channels, {size}) to resize")
     if not torch.isfinite(x).all(): raise ValueError(f"{what} contain NaN or Inf pixels ({int((~torch.isfinite(x)).sum())} values); clean the data first")
     return x
+
+# %% ../nbs/00_data.ipynb #ddd532c0
+MIXTURES = {'mixed': ('cifar100', 'fashion-mnist', 'digits')}  # name -> datasets, each task drawn from one of them
+MIXTURE_SHAPE = (3, 32, 32)  # every image of a mixture: RGB, 32 x 32
+MIXTURE_PER_CLASS = 500  # at most this many images per class (seeded), as many as CIFAR-100 has
+
+def mix_datasets(datas: dict, channels: int = MIXTURE_SHAPE[0], size: int = MIXTURE_SHAPE[1],
+                 per_class: int | None = MIXTURE_PER_CLASS, seed: int = 0) -> ImageData:
+    "One `ImageData` from {domain: ImageData}: images adapted to (channels, size, size), classes named 'domain/class'."
+    rng = np.random.default_rng(seed)
+    xs, ys, classes, domains = [], [], [], []
+    for domain, d in datas.items():
+        keep = np.concatenate([rng.permutation(np.flatnonzero(d.y.numpy() == c))[:per_class] for c in range(len(d.classes))])
+        keep.sort()
+        xs.append(adapt_images(d.x[keep], channels, size))
+        ys.append(d.y[keep] + len(classes))
+        classes += [f'{domain}/{c}' for c in d.classes]
+        domains += [domain] * len(d.classes)
+    return ImageData(torch.cat(xs), torch.cat(ys), classes, domains)
+
+def load_mixture(name: str, split: str = 'train', root: str | Path | None = None, download: bool = False) -> ImageData:
+    "The mixture `name` of `MIXTURES` (the digits have one split: every split of a mixture holds all of them)."
+    return mix_datasets({d: load_dataset(d, split, root, download) for d in MIXTURES[name]})
 
 # %% ../nbs/00_data.ipynb #eff61447
 class _ImageFiles(torch.utils.data.Dataset):

@@ -83,9 +83,11 @@ def device_name(device='cpu') -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 def make_record(protocol: str, method: str, arch: str, tasks: list, accs: list, seconds: list, device='cpu', **extra) -> dict:
-    "One result: protocol, method, arch, seeds, n_tasks, mean, ci95, times, device, torch, commit (+ `extra`)."
+    "One result: protocol, method, arch, seeds (and domains), n_tasks, accs, mean, ci95, times, device, torch, commit (+ `extra`)."
     mean, ci = mean_ci95(accs)
+    domains = [getattr(t, 'domain', None) for t in tasks][:len(accs)]
     return {'protocol': protocol, 'method': method, 'arch': arch, 'seeds': [t.seed for t in tasks][:len(accs)],
+            **({'domains': domains} if any(domains) else {}),
             'n_tasks': len(accs), 'accs': [float(a) for a in accs], 'mean': mean, 'ci95': ci, 'seconds_median': statistics.median(seconds),
             'seconds_mean': statistics.fmean(seconds), 'device': device_name(device), 'torch': torch.__version__,
             'commit': git_commit(), **extra}

@@ -51,16 +51,24 @@ class DevicePool:
         self.classes, self.device = classes, torch.device(device)
         self.x = data.x.to(self.device)  # uint8 (N, C, H, W)
         self.table = torch.stack([r[:n] for r in rows]).to(self.device)  # (n_classes, n)
+        domains = None if data.domains is None else list(dict.fromkeys(data.domains[c] for c in classes))
+        self.domain_masks = None if domains is None else torch.tensor(  # (n_domains, n_classes): which classes each domain has
+            [[data.domains[c] == d for c in classes] for d in domains], device=self.device)
     @property
     def per_class(self) -> int:
         "Images per class in the index table (as many as the smallest class has)."
         return self.table.shape[1]
     def sample(self, n_tasks: int, ways: int, per_class: int, gen: torch.Generator) -> tuple:
-        "Image indices (B, ways, per_class) and class positions (B, ways) of `n_tasks` random tasks."
+        "Image indices (B, ways, per_class) and class positions (B, ways) of `n_tasks` random tasks (each of one domain)."
         if ways > len(self.classes): raise ValueError(f"cannot sample {ways}-way tasks from {len(self.classes)} classes")
         if per_class > self.per_class: raise ValueError(f"{per_class} images per class asked, the pool has {self.per_class}")
         dev = self.device
-        cls = torch.rand(n_tasks, len(self.classes), generator=gen, device=dev).argsort(1)[:, :ways]  # (B, ways)
+        scores = torch.rand(n_tasks, len(self.classes), generator=gen, device=dev)
+        if self.domain_masks is not None:  # one domain per task, uniformly among those with `ways` classes
+            ok = self.domain_masks[self.domain_masks.sum(1) >= ways]
+            if len(ok) == 0: raise ValueError(f"no domain of this pool has {ways} classes")
+            scores = scores + 2 * ~ok[torch.randint(len(ok), (n_tasks,), generator=gen, device=dev)]  # others sort last
+        cls = scores.argsort(1)[:, :ways]  # (B, ways)
         pos = torch.rand(n_tasks, ways, self.per_class, generator=gen, device=dev).argsort(-1)[..., :per_class]
         return self.table[cls[..., None], pos], cls
 

@@ -15,10 +15,20 @@ from .evaluation import paired_difference
 from .fast import FastPredictor, predict_and_score
 
 # %% auto #0
-__all__ = ['SWAPS', 'task_sketches', 'swap_test', 'swap_summary', 'weight_spread']
+__all__ = ['SWAPS', 'DOMAIN_SWAP', 'other_domain', 'task_sketches', 'swap_test', 'swap_summary', 'weight_spread']
 
 # %% ../nbs/18_swap.ipynb #bce71e62
 SWAPS = ('own P', "another task's P", "a meta-train task's P", 'mean sketch')  # where the weights' sketch comes from
+DOMAIN_SWAP = "another domain's P"  # tasks of a mixture of domains: the next task from another domain
+
+def other_domain(tasks: list) -> list | None:
+    "For each task, the index of the next task (cyclically) from another domain; None unless every task has one."
+    n, out = len(tasks), []
+    for i, t in enumerate(tasks):
+        js = [(i + k) % n for k in range(1, n) if tasks[(i + k) % n].domain not in (None, t.domain)]
+        if t.domain is None or not js: return None
+        out.append(js[0])
+    return out
 
 @torch.no_grad()
 def task_sketches(model: PudNet, tasks: list, device='cpu') -> torch.Tensor:
@@ -29,7 +39,8 @@ def task_sketches(model: PudNet, tasks: list, device='cpu') -> torch.Tensor:
 def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device='cpu', amp: bool = False,
               own_accs: list | None = None) -> dict:
     """Accuracy of each task scored with weights predicted from its own P (or `own_accs`, already measured with
-    `predict_and_score`), from another test task's P, from a meta-train task's P and from the mean sketch.
+    `predict_and_score`), from another test task's P, from a meta-train task's P, from the mean sketch and, when the
+    tasks come from several domains, from the P of a task of another domain.
     BatchNorm statistics and prototypes always come from the task's own data."""
     if len(tasks) < 2: raise ValueError("the swap test needs at least 2 tasks (each borrows another's sketch)")
     fp = FastPredictor(model.to(device), amp=amp)
@@ -38,6 +49,7 @@ def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device
     sources = {'own P': lambda i: own[i], "another task's P": lambda i: own[(i + 1) % len(tasks)],
                "a meta-train task's P": None if meta is None else lambda i: meta[i % len(meta)],
                'mean sketch': lambda i: (own if meta is None else meta).mean(0)}
+    if (js := other_domain(tasks)) is not None: sources[DOMAIN_SWAP] = lambda i: own[js[i]]
     if own_accs is not None: sources['own P'] = None
     accs = {name: [predict_and_score(fp, t, device, sketch(i))[0] for i, t in enumerate(tasks)]
             for name, sketch in sources.items() if sketch is not None}

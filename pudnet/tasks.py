@@ -13,8 +13,8 @@ import torch
 from .data import ImageData, load_dataset
 
 # %% auto #0
-__all__ = ['CIFAR_FS_TEST', 'PROTOCOLS', 'Task', 'sample_task', 'Protocol', 'get_protocol', 'ProtocolData', 'load_protocol_data',
-           'protocol_tasks']
+__all__ = ['CIFAR_FS_TEST', 'MIXED_TEST', 'PROTOCOLS', 'Task', 'sample_task', 'Protocol', 'get_protocol', 'ProtocolData',
+           'load_protocol_data', 'protocol_tasks']
 
 # %% ../nbs/01_tasks.ipynb #96dade47
 @dataclass
@@ -27,6 +27,7 @@ class Task:
     q_y: torch.Tensor  # (n_q,) labels 0..ways-1
     classes: list  # original class ids, in task-label order
     seed: int = 0
+    domain: str | None = None  # the domain its classes come from (data with `domains`), else None
 
     @property
     def ways(self):
@@ -45,7 +46,8 @@ class Task:
         "P's labels as a method may see them: those of the labelled images, -1 for the others."
         return torch.full_like(self.p_y, -1).index_copy(0, self.shot_idx, self.shot_y)
     def __repr__(self): return (f"Task({self.ways}-way, |P|={len(self.p_x)} ({len(self.shot_idx)} labelled), "
-                                f"|Q|={len(self.q_x)}, classes={self.classes}, seed={self.seed})")
+                                f"|Q|={len(self.q_x)}, classes={self.classes}, seed={self.seed}"
+                                + (f", domain={self.domain!r})" if self.domain else ")"))
 
 # %% ../nbs/01_tasks.ipynb #ad6f70a9
 def _take(rng, idx: np.ndarray, n: int | None, what: str, cls) -> tuple[np.ndarray, np.ndarray]:
@@ -55,13 +57,25 @@ def _take(rng, idx: np.ndarray, n: int | None, what: str, cls) -> tuple[np.ndarr
     perm = rng.permutation(idx)
     return perm[:n], perm[n:]
 
+def _one_domain(rng, classes: list, domains: list | None, ways: int) -> tuple[list, str | None]:
+    "The classes of one domain, picked uniformly among those with at least `ways` classes (all classes if no domains)."
+    if domains is None: return classes, None
+    groups = {}
+    for c in classes: groups.setdefault(domains[c], []).append(c)
+    eligible = [d for d, cs in groups.items() if len(cs) >= ways]
+    if not eligible: raise ValueError(f"no domain has {ways} classes among {classes}: {groups}")
+    domain = eligible[rng.integers(len(eligible))]
+    return groups[domain], domain
+
 def sample_task(p_data: ImageData, q_data: ImageData | None, classes, ways: int, p_per_class: int | None,
                 q_per_class: int | None, n_shot: int = 10, seed: int = 0) -> Task:
-    "Sample a `ways`-way task from `classes`: P from `p_data`, Q from `q_data` (None: the rest of `p_data`)."
+    """Sample a `ways`-way task from `classes`: P from `p_data`, Q from `q_data` (None: the rest of `p_data`).
+    When `p_data` has `domains`, the task's classes all come from one domain, picked first."""
     classes = list(classes)
     if ways < 2: raise ValueError(f"a task needs at least 2 classes (ways >= 2), got ways={ways}")
     if ways > len(classes): raise ValueError(f"cannot sample {ways}-way tasks from {len(classes)} classes")
     rng = np.random.default_rng(seed)
+    classes, domain = _one_domain(rng, classes, p_data.domains, ways)
     chosen = sorted(rng.choice(classes, size=ways, replace=False).tolist())
     same_pool = q_data is None or q_data is p_data
     py_np, qy_np = p_data.y.numpy(), (p_data if same_pool else q_data).y.numpy()
@@ -77,7 +91,7 @@ def sample_task(p_data: ImageData, q_data: ImageData | None, classes, ways: int,
     labels = lambda idx: torch.repeat_interleave(torch.arange(ways), torch.tensor([len(i) for i in idx]))  # task labels 0..ways-1
     qd = p_data if same_pool else q_data
     return Task(p_data.x[np.concatenate(p_idx)], labels(p_idx), torch.from_numpy(np.concatenate(shots)),
-                qd.x[np.concatenate(q_idx)], labels(q_idx), chosen, seed)
+                qd.x[np.concatenate(q_idx)], labels(q_idx), chosen, seed, domain)
 
 # %% ../nbs/01_tasks.ipynb #e8e9498e
 CIFAR_FS_TEST = ['baby', 'bed', 'bicycle', 'chimpanzee', 'fox', 'leopard', 'man', 'pickup_truck', 'plain', 'poppy',
@@ -104,6 +118,9 @@ class Protocol:
     p_total: int | None = None  # inter-dataset: P = this many random images of the split (None = the whole split)
 
 # %% ../nbs/01_tasks.ipynb #1671699f
+MIXED_TEST = (*(f'cifar100/{c}' for c in CIFAR_FS_TEST), *(f'fashion-mnist/{c}' for c in ('Shirt', 'Sneaker', 'Bag', 'Ankle boot')),
+              *(f'digits/{i}' for i in range(6, 10)))  # the test classes of each domain of `mixed-domain`
+
 PROTOCOLS = {p.name: p for p in [
     Protocol('digits-set', 'digits', tuple(range(6)), 'digits', (6, 7, 8, 9), ways=4, p_per_class=40, q_per_class=None,
              n_tasks=100, p_split='same', q_split='same'),
@@ -115,6 +132,8 @@ PROTOCOLS = {p.name: p for p in [
              p_per_class=None, q_per_class=None, n_tasks=21, image_size=32, channels=3, p_total=5000),
     Protocol('fashion-to-digits', 'fashion-mnist', tuple(range(6)), 'digits', tuple(range(10)), ways=10, p_per_class=50,
              q_per_class=None, n_tasks=100, p_split='same', q_split='same'),
+    Protocol('mixed-domain', 'mixed', ('not', *MIXED_TEST), 'mixed', MIXED_TEST, ways=4, p_per_class=100, q_per_class=60,
+             n_tasks=60, p_split='same', q_split='same', image_size=32, channels=3),
 ]}
 
 def get_protocol(name: str) -> Protocol:
@@ -143,7 +162,8 @@ def load_protocol_data(protocol: Protocol | str, root=None, download: bool = Fal
     p = get_protocol(protocol) if isinstance(protocol, str) else protocol
     src = load_dataset(p.source, 'train', root, download) if meta_train else None
     train_classes = _resolve(p.train_classes, src.classes) if src is not None else []
-    if p.p_split == 'same': test_p, test_q = load_dataset(p.target, 'train', root, download), None
+    if p.p_split == 'same' and src is not None and p.target == p.source: test_p, test_q = src, None  # one pool, loaded once
+    elif p.p_split == 'same': test_p, test_q = load_dataset(p.target, 'train', root, download), None
     else: test_p, test_q = load_dataset(p.target, p.p_split, root, download), load_dataset(p.target, p.q_split, root, download)
     test_classes = _resolve(p.test_classes, test_p.classes)
     if src is not None and p.source == p.target and set(train_classes) & set(test_classes):
