@@ -305,7 +305,7 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     return net
 
 # %% ../nbs/11_cli.ipynb #35b6c312
-def bench(preset: str = 'gpu',  # gpu, gpu-losses, gpu-improvements, cpu, ablations-cpu, improvements-cpu, pretrained-start-cpu or smoke (see the bench chapter)
+def bench(preset: str = 'gpu',  # a name of pudnet.bench.PRESETS: gpu, cpu, fair-cpu, mixed-cpu, smoke, ... (the bench chapter)
           out: str = 'runs/bench',  # folder for records.json, curves.json and log.txt
           budget: float = None,  # seconds for the whole run (default: the preset's)
           protocols: str = None,  # comma-separated protocols (default: the preset's)

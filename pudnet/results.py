@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 # %% auto #0
 __all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'FIXED_BN', 'load_run', 'pick', 'fmt_acc', 'results_table',
            'methods_figure', 'ablation_figure', 'scratch_figure', 'curves_figure', 'fair_table', 'swap_table',
-           'spread_figure']
+           'spread_figure', 'domain_table']
 
 # %% ../nbs/17_results.ipynb #36e18352
 def load_run(folder) -> dict:
@@ -181,3 +181,30 @@ def spread_figure(records: list, protocol: str, title: str = None) -> go.Figure:
                       xaxis_title='predicted layer', yaxis_title='|w_i - mean w| / |w_i| (log)', height=360,
                       margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation='h', y=-0.3))
     return fig
+
+# %% ../nbs/17_results.ipynb #2088b917
+def _in_domain(r: dict, domain: str) -> dict:
+    "Record `r` restricted to its tasks of `domain` (accs, seeds, mean and 95 % CI recomputed)."
+    keep = [i for i, d in enumerate(r['domains']) if d == domain]
+    accs = [r['accs'][i] for i in keep]
+    mean = sum(accs) / len(accs)
+    sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else float('nan')
+    return {**r, 'accs': accs, 'seeds': [r['seeds'][i] for i in keep], 'n_tasks': len(keep), 'mean': mean,
+            'ci95': 1.96 * sd / math.sqrt(len(accs))}
+
+def domain_table(records: list, protocol: str, methods: list | None = None, reference: str | None = None) -> str:
+    """Markdown: the accuracy of each record of `protocol` (those of `methods`, default all) per domain of its tasks;
+    with `reference` (a method), the paired difference reference minus the row on each domain's tasks instead."""
+    rows = [r for r in records if r.get('protocol') == protocol and 'domains' in r and (methods is None or r['method'] in methods)]
+    if not rows: raise ValueError(f"no records of {protocol!r} keep their tasks' domains")
+    domains = list(dict.fromkeys(d for r in rows for d in r['domains']))
+    ref = next((r for r in records if r.get('protocol') == protocol and r['method'] == reference), None) if reference else None
+    if reference and ref is None: raise ValueError(f"no record of {reference!r} on {protocol!r}")
+    what = f'{reference} minus the row, paired (points)' if reference else 'accuracy (%)'
+    out = [f'| method ({protocol}; {what}) | ' + ' | '.join(f'{d} ({rows[0]["domains"].count(d)} tasks)' for d in domains) + ' |',
+           '|---|' + '---|' * len(domains)]
+    for r in rows:
+        if r is ref: continue
+        cells = [_paired(_in_domain(ref, d), _in_domain(r, d)) if ref else fmt_acc(_in_domain(r, d)) for d in domains]
+        out.append(f"| {r['method']} | " + ' | '.join(cells) + ' |')
+    return '\n'.join(out)
