@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .baselines import train_from_scratch
 from .core import PAPER_MODEL, PudNet, PudNetConfig, atomic_write_bytes
 from .data import to_float
 from .evaluation import device_name, git_commit, make_record, mean_ci95, paired_difference, speedup
 from .fast import DevicePool, FastPredictor, autocast, fast_meta_train, predict_and_score, prototype_accuracy, sync
+from .losses import CosineHead
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained, train_protonet
 from .results import FIXED_BN
 from .swap import swap_test, weight_spread
@@ -281,11 +281,6 @@ def time_predict(model: PudNet, task, device, amp: bool, runs: int = 20) -> dict
     return {'fast': timed(lambda: fp.predict(p), runs), 'module': timed(lambda: model.predict(p), max(3, runs // 4)), 'n_p': len(p)}
 
 # %% ../nbs/16_bench.ipynb #ffa3f640
-class _CosineHead(nn.Module):
-    def __init__(self, centroids, tau):
-        super().__init__(); self.centres, self.tau = nn.Parameter(centroids.clone()), tau
-    def forward(self, f): return self.tau * F.normalize(f, dim=-1) @ F.normalize(self.centres, dim=-1).T
-
 def finetune_predicted(model: PudNet, task, epochs=(1, 5), lr: float = 1e-4, batch_size: int = 32, device='cpu',
                        amp: bool = False) -> dict:
     "Fine-tune the network PudNet predicts for `task` on all of P: Q accuracy and training seconds after each of `epochs`."
@@ -299,8 +294,10 @@ def finetune_predicted(model: PudNet, task, epochs=(1, 5), lr: float = 1e-4, bat
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     with torch.no_grad(): cent = torch.stack([net.eval()(p[task.shot_idx.to(device)][task.shot_y.to(device) == k]).float().mean(0)
                                               for k in range(task.ways)])
-    head = _CosineHead(cent, c.tau).to(device)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)
+    head = CosineHead(cent.shape[1], task.ways, c.tau).to(device)  # the prototypes as its trainable centres; tau stays fixed
+    with torch.no_grad(): head.weight.copy_(cent)
+    head.log_tau.requires_grad_(False)
+    opt = torch.optim.Adam([*net.parameters(), head.weight], lr=lr)
     gen = torch.Generator().manual_seed(task.seed)
     acc, seconds, elapsed = {}, {}, 0.0
     for epoch in range(1, max(epochs) + 1):

@@ -56,8 +56,8 @@ def _probe(n, mode):
 
 
 def test_streaming_memory_is_bounded_by_the_batch():
-    "20,000 images (63 MB as floats; ConvNet-3's first activation alone would be 4 GB in one batch) stream in the memory of 2,000."
-    small, large = _probe(2_000, 'stream'), _probe(20_000, 'stream')
-    print(f"streamed predict: 2,000 images peak RSS {small['rss_peak_mb']:.0f} MB; 20,000 images {large['rss_peak_mb']:.0f} MB "
+    "10,000 images (31 MB as floats; ConvNet-3's first activation alone would be 2 GB in one batch) stream in the memory of 2,000."
+    small, large = _probe(2_000, 'stream'), _probe(10_000, 'stream')
+    print(f"streamed predict: 2,000 images peak RSS {small['rss_peak_mb']:.0f} MB; 10,000 images {large['rss_peak_mb']:.0f} MB "
           f"({large['seconds']:.0f} s)")
-    assert large['rss_peak_mb'] - small['rss_peak_mb'] < 100, (small, large)  # 10x the data, (almost) no more memory
+    assert large['rss_peak_mb'] - small['rss_peak_mb'] < 100, (small, large)  # 5x the data, (almost) no more memory
