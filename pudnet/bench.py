@@ -148,6 +148,14 @@ PRESETS = {
                              scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
                              predict_runs=0, swap_tasks=30, main_variants=('full PudNet', 'class-aware + predicted BN affine'),
                              shares={'pudnet': 0.3, 'pretrained': 0.08, 'meta_baseline': 0.04, 'protonet': 0.05}),
+    # issue 16, the adaptation recipe of the few-shot literature (CNAPs, FiLM on a pretrained extractor) in PudNet's terms: the
+    # Pretrained network as base kernels, a class-aware PudNet predicting each dataset's kernel residual and BatchNorm scale/shift,
+    # against Meta-Baseline (the same network meta-trained without a hypernetwork) given the same time, with the swap test
+    'mixed-start-cpu': BenchConfig(protocols=('mixed-domain',), arch='convnet3', extra_archs=(), budget=2400, n_tasks=30,
+                                   fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
+                                   curve_points=0, amp=False, predict_runs=0, swap_tasks=30, main_variants=(),
+                                   pretrained_start=('class-aware + predicted BN affine',),
+                                   shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
@@ -344,6 +352,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
                 bench.add(n, method + suffix, arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
     meta_tasks = [sample_task(src.meta_train, None, src.train_classes, ways, cfg.p_per_class, None, min(10, cfg.p_per_class),
                               seed=SWAP_SEED + i) for i in range(cfg.swap_tasks)]
+    swapped = [n for n in tasks if cfg.swap_protocols is None or n in cfg.swap_protocols] if cfg.swap_tasks else []
     def swap_rows(model, method, protocols, own=None, group='swap', **extra):  # the swap test (untimed), the weights' spread
         for n in protocols:
             ts = tasks[n][:cfg.swap_tasks]
@@ -377,8 +386,7 @@ def bench_source(bench: Bench, protocols: list) -> None:
                 bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None, bn='task',
                           **({'variant': changes} if changes else {}))
         bench.part(f'{method} scoring', score_pudnet)
-        swapped = [n for n in tasks if cfg.swap_protocols is None or n in cfg.swap_protocols]
-        if cfg.swap_tasks and swapped:
+        if swapped:
             bench.part(f'{method} swap test', swap_rows, model, method, swapped, {n: s['acc'] for n, s in scored.items()}, **short)
         del model, res
         if dev.type == 'cuda': torch.cuda.empty_cache()
@@ -410,12 +418,15 @@ def bench_source(bench: Bench, protocols: list) -> None:
         if not res: continue
         model, info = res
         short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
+        scored = {}
         def score_started(model=model, short=short, method=method, changes={**mch, **tch}):
             for n, ts in {**tasks, **fewshot}.items():
-                s = _score(model, ts, dev, cfg.amp)
+                s = scored[n] = _score(model, ts, dev, cfg.amp)
                 bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, pretrain_seconds=pre[1]['train_seconds'],
                           variant={**changes, 'base_weights': True, 'lr': cfg.pretrained_start_lr})
         bench.part(f'{method} scoring', score_started)
+        if swapped:
+            bench.part(f'{method} swap test', swap_rows, model, method, swapped, {n: s['acc'] for n, s in scored.items()}, **short)
         del model, res
     pn = bench.part('ProtoNet training', train_protonet, pool, _train_config(cfg, ways), arch, cfg.width, bench.share('protonet'),
                     amp=cfg.amp, need=5, share='protonet')
