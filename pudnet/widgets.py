@@ -24,15 +24,18 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from .baselines import train_from_scratch
-from .core import PrototypeClassifier, PudNet, PudNetConfig
+from .core import PrototypeClassifier, PudNet, PudNetConfig, calibrate_batchnorm
 from .data import SHARED_FILES, ImageData, adapt_images, load_digits_images, load_shared, shared_data_root, to_float
+from .fast import FastPredictor, sample_indices
+from .targets import build_target
 from .tasks import Task, sample_task
 from .training import TrainConfig, meta_train
 
 # %% auto #0
-__all__ = ['cache_dir', 'digits_checkpoint', 'prediction_grid', 'confusion_matrix', 'accuracy_bars', 'confusion_figure',
-           'race_figure', 'dataset_sketches', 'pca_2d', 'sketch_map', 'weight_histograms', 'available_datasets',
-           'demo_task', 'PudNetDemo']
+__all__ = ['FLOOR_NAMES', 'cache_dir', 'digits_checkpoint', 'prediction_grid', 'confusion_matrix', 'accuracy_bars',
+           'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d', 'sketch_map', 'weight_histograms',
+           'available_datasets', 'demo_task', 'other_images', 'floor_networks', 'query_accuracy', 'floor_sentence',
+           'PudNetDemo']
 
 # %% ../nbs/12_widgets.ipynb #e2c8c77d
 def cache_dir() -> Path:
@@ -142,8 +145,9 @@ def confusion_figure(y_true, y_pred, classes: list) -> go.Figure:
 def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}}, as `train_from_scratch` returns (may be partial or empty)
                 pudnet_acc: float, pudnet_seconds: float,  # PudNet's query accuracy (0-1) and predict time
                 epochs: int | None = None,  # planned number of Adam epochs (for the title while the race runs)
+                floors: dict | None = None,  # name -> accuracy (0-1) of a network scored the same way (untrained, swap)
                ) -> go.Figure:
-    "Accuracy (%) against seconds: Adam from scratch epoch by epoch, and PudNet's one-shot network."
+    "Accuracy (%) against seconds: Adam from scratch epoch by epoch, PudNet's one-shot network, and the floors beside it."
     ep = sorted(scratch.get('acc', {}))
     acc = [100 * scratch['acc'][e] for e in ep]
     sec = [scratch['seconds'][e] for e in ep]
@@ -154,6 +158,9 @@ def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}}, 
                              marker=dict(symbol='star', size=16, color='#1565c0'),
                              hovertemplate='PudNet: %{y:.1f}% after %{x:.2f} s<extra></extra>'))
     fig.add_hline(y=100 * pudnet_acc, line=dict(color='#1565c0', dash='dash', width=1))
+    for (name, acc_f), colour in zip((floors or {}).items(), ('#616161', '#8e24aa', '#00897b')):
+        fig.add_hline(y=100 * acc_f, line=dict(color=colour, dash='dot', width=1.5), annotation_text=f"{name}: {100 * acc_f:.1f}%",
+                      annotation_position='bottom left', annotation_font_color=colour)
     title = f"PudNet {100 * pudnet_acc:.1f}% in {pudnet_seconds:.2f} s"
     if ep:
         done = f"{ep[-1]}/{epochs}" if epochs else f"{ep[-1]}"
@@ -248,7 +255,50 @@ def _bundle(fig: go.Figure) -> dict:
             'data': {'application/vnd.plotly.v1+json': {**json.loads(fig.to_json()), 'config': {'displaylogo': False}},
                      'text/plain': f"<plotly figure: {fig.layout.title.text}>"}}
 
+# %% ../nbs/12_widgets.ipynb #d0e250c1
+def other_images(data: ImageData, classes: list, n: int, seed: int = 0) -> torch.Tensor | None:
+    "A seeded draw of `n` images of the classes of `data` not in `classes` (None if there are none): another dataset for the swap."
+    idx = torch.nonzero(~torch.isin(data.y, torch.as_tensor(list(classes)))).flatten()
+    if len(idx) == 0: return None
+    return data.x[idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n]]]
+
+@torch.no_grad()
+def floor_networks(model: PudNet, p: torch.Tensor, other_p: torch.Tensor | None = None, seed: int = 0) -> dict:
+    """The networks PudNet's must beat on the float images `p`, each with P's BatchNorm statistics read as PudNet's are (the same
+    sample of P): 'untrained' (the same architecture, seeded initialisation) and, given `other_p` (float images of another
+    dataset), 'swap' (PudNet's network predicted from `other_p` instead of P)."""
+    c, fp = model.config, FastPredictor(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        untrained = build_target(c.arch, c.in_channels, c.width).to(p.device)
+    i = sample_indices(len(p), fp.sample_size, None, fp.seed)
+    out = {'untrained': calibrate_batchnorm(untrained, p if i is None else p[i.to(p.device)])}
+    if other_p is not None:
+        j = sample_indices(len(other_p), fp.sample_size, None, fp.seed)
+        out['swap'] = fp.network(p, sketch=model.eval().sketch(other_p if j is None else other_p[j.to(other_p.device)]))
+    return out
+
+@torch.no_grad()
+def query_accuracy(net: nn.Module, task: Task, device='cpu', tau: float = 10.0) -> tuple:
+    "(accuracy, predictions) of `net` on `task`'s queries with the cosine prototypes of its labelled images (eq. 7)."
+    clf = PrototypeClassifier.from_labelled(net, to_float(task.shot_x).to(device), task.shot_y.to(device), tau)
+    pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in task.q_x.split(1024)])
+    return (pred == task.q_y).float().mean().item(), pred
+
 # %% ../nbs/12_widgets.ipynb #96e642ae
+FLOOR_NAMES = {'untrained': 'an untrained network', 'swap': "PudNet's network predicted from the other classes' images"}
+
+def floor_sentence(acc: float, floors: dict) -> str:
+    "What the floors (`floor_networks`' keys -> accuracy, 0-1) say about PudNet's accuracy `acc`, in one HTML sentence."
+    parts = []
+    for key, a in floors.items():
+        gap = 100 * (acc - a)
+        if key == 'swap' and abs(gap) < 0.05: verdict = 'the same: this prediction did not depend on P'
+        elif gap > 0: verdict = f"PudNet +{gap:.1f} points" + (': P mattered' if key == 'swap' else '')
+        else: verdict = f"PudNet {gap:.1f} points" + (', below the floor' if key == 'untrained' else '')
+        parts.append(f"{FLOOR_NAMES[key]} <b>{a:.1%}</b> ({verdict})")
+    return 'Scored the same way: ' + '; '.join(parts) + '.'
+
 class PudNetDemo:
     "The classroom demo: choose data and checkpoint, predict a network, see its answers and race it against Adam."
     def __init__(self, checkpoint: str | Path | None = None,  # a PudNet checkpoint; None/'': the cached `digits_checkpoint`
@@ -277,6 +327,7 @@ class PudNetDemo:
         self.out = {k: W.Output() for k in ('grid', 'accuracy', 'confusion', 'race', 'weights', 'sketches')}
         self.out['grid'].layout.width = '60%'
         self.dataset.observe(self._on_dataset, names='value')
+        self.classes.observe(self._on_classes, names='value')
         self._on_dataset(None, classes)
         self.button.on_click(self.predict)
         self.ui = W.VBox([
@@ -292,7 +343,8 @@ class PudNetDemo:
         display(self.ui)
 
     def _on_dataset(self, change, classes=None):
-        "New dataset: load it (once) and offer its classes."
+        "New dataset: clear the previous results, load it (once) and offer its classes."
+        self.clear()
         self._say(f"loading {self.dataset.value} ...")
         try: p, _ = _dataset(self.dataset.value)
         except (OSError, ValueError) as e:
@@ -302,6 +354,20 @@ class PudNetDemo:
         n = len(p.classes)
         self.classes.value = tuple(classes) if classes is not None else (tuple(range(6, 10)) if self.dataset.value == 'digits' else (0, 1, 2, 3))
         self.classes.rows = min(n, 10)
+
+    def _on_classes(self, change=None):
+        "New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images)."
+        if not self.classes.value: return
+        p, q = _dataset(self.dataset.value)
+        smallest = min(int((p.y == c).sum()) for c in self.classes.value)
+        self.per_class.max = max(self.per_class.min, smallest if q is not None else smallest - 1)
+
+    def clear(self):
+        "Remove the results on screen (figures, race), e.g. when the dataset changes or a choice is rejected."
+        self.stop()
+        self.figures, self.result = {}, None
+        for out in self.out.values(): out.outputs = ()
+        self.race_bar.value, self.race_bar.bar_style, self.race_text.value = 0, '', ''
 
     @property
     def message(self) -> str:
@@ -328,7 +394,8 @@ class PudNetDemo:
         key = (str(path.resolve()), path.stat().st_mtime_ns)
         if key not in self._models:
             model = PudNet.load(path, map_location=self.device).eval()
-            model.predict(torch.zeros(2, model.config.in_channels, model.config.image_size, model.config.image_size, device=self.device))  # warm-up
+            c = model.config
+            FastPredictor(model).network(torch.zeros(2, c.in_channels, c.image_size, c.image_size, device=self.device))  # warm-up
             self._models = {key: model}
         return self._models[key]
 
@@ -337,22 +404,24 @@ class PudNetDemo:
 
     def predict(self, _=None) -> dict | None:
         "The Predict button: check the inputs, predict a network for P, show its answers, start the race. None on bad input."
-        self.stop()
+        self.clear()
         self.button.disabled = True
         try:
             try: r = self._predict()
             except (ValueError, FileNotFoundError, TypeError) as e:
-                self._say(f"<b>Cannot predict:</b> {e}", error=True); return None
+                self.clear(); self._say(f"<b>Cannot predict:</b> {e}", error=True); return None
             except Exception as e:  # an unexpected failure: say so in the widget, keep the traceback in the log
+                self.clear()
                 self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
                 self.log.append_stdout(traceback.format_exc()); return None
             self._show('grid', prediction_grid(r['task'].q_x, r['task'].q_y, r['pred'], r['names']))
             self._show('accuracy', accuracy_bars(r['task'].q_y, r['pred'], r['names']))
             self._show('confusion', confusion_figure(r['task'].q_y, r['pred'], r['names']))
-            self._show('race', race_figure({}, r['acc'], r['seconds'], self.epochs.value))
+            self._show('race', race_figure({}, r['acc'], r['seconds'], self.epochs.value, self._floor_names(r)))
             self._say(f"PudNet predicted a {r['arch']} ({r['n_params']:,} parameters) from {len(r['task'].p_x)} images in "
                       f"<b>{r['seconds']:.2f} s</b> on {self.device}: accuracy <b>{r['acc']:.1%}</b> on {len(r['task'].q_y)} "
                       f"query images ({r['task'].ways} classes, {len(r['task'].shot_idx)} labelled images)."
+                      + '<br>' + floor_sentence(r['acc'], r['floors'])
                       + ''.join(f"<br><i>{n}</i>" for n in r['notes']))
             self.result = r
         finally: self.button.disabled = False
@@ -369,6 +438,7 @@ class PudNetDemo:
         if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): Ctrl/Cmd-click to select several")
         p_data, q_data = _dataset(self.dataset.value)
         task = demo_task(p_data, q_data, classes, self.per_class.value)
+        self._say("loading the checkpoint ...")
         model = self._model()
         c, notes = model.config, []
         if task.p_x.shape[1:] != (c.in_channels, c.image_size, c.image_size):
@@ -377,19 +447,26 @@ class PudNetDemo:
             notes.append(f"images converted from {tuple(p_data.shape)} to {(c.in_channels, c.image_size, c.image_size)} to fit "
                          f"the checkpoint; it was meta-trained on other data, so expect lower accuracy")
         p = to_float(task.p_x).to(self.device)
+        self._say(f"predicting a network from {len(p)} images ...")
         self._sync(); t0 = time.perf_counter()
-        net = model.predict(p)
+        net = FastPredictor(model).network(p)  # the fast path, from a seeded sample of P (`SAMPLE_SIZE` images)
         self._sync(); seconds = time.perf_counter() - t0
-        clf = PrototypeClassifier.from_labelled(net, to_float(task.shot_x).to(self.device), task.shot_y.to(self.device), c.tau)
-        with torch.no_grad(): pred = torch.cat([clf(to_float(q).to(self.device)).argmax(1).cpu() for q in task.q_x.split(1024)])
+        self._say(f"scoring it, an untrained network and the swap on {len(task.q_y)} query images ...")
+        acc, pred = query_accuracy(net, task, self.device, c.tau)
+        other = other_images(p_data, classes, len(task.p_x))
+        if other is not None: other = to_float(adapt_images(other, c.in_channels, c.image_size)).to(self.device)
+        floors = {k: query_accuracy(f, task, self.device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
         names = [self.classes.options[[v for _, v in self.classes.options].index(k)][0] for k in task.classes]
         if not self.checkpoint.value.strip() and self.dataset.value == 'digits' and set(classes) & set(range(6)):
             notes.append(f"the default checkpoint was meta-trained on digits 0-5: {sorted(set(classes) & set(range(6)))} are not unseen")
         if not self.checkpoint.value.strip() and self.dataset.value != 'digits':
             notes.append(f"the default checkpoint was meta-trained on digits; for {self.dataset.value} give a checkpoint trained on it "
                          f"(e.g. `pudnet train --protocol fashion-set`)")
-        return {'task': task, 'net': net, 'pred': pred, 'acc': (pred == task.q_y).float().mean().item(), 'seconds': seconds,
+        return {'task': task, 'net': net, 'pred': pred, 'acc': acc, 'seconds': seconds, 'floors': floors,
                 'names': names, 'notes': notes, 'arch': c.arch, 'n_params': sum(q.numel() for q in net.parameters()), 'model': model}
+
+    @staticmethod
+    def _floor_names(r: dict) -> dict: return {FLOOR_NAMES[k]: a for k, a in r['floors'].items()}
 
     def _race(self, r: dict, stop: threading.Event):
         "Adam from scratch on the same P, one plot update per epoch; then the look-inside views."
@@ -400,7 +477,7 @@ class PudNetDemo:
             curve['acc'][epoch], curve['seconds'][epoch], trained['net'] = acc, seconds, net
             self.race_bar.value = epoch
             self.race_text.value = f"epoch {epoch}/{n_epochs}: Adam {acc:.1%} after {seconds:.2f} s (PudNet: {r['acc']:.1%} in {r['seconds']:.2f} s)"
-            self._show('race', race_figure(curve, r['acc'], r['seconds'], n_epochs))
+            self._show('race', race_figure(curve, r['acc'], r['seconds'], n_epochs, self._floor_names(r)))
             return stop.is_set()
         try:
             c = r['model'].config
