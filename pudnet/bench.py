@@ -241,7 +241,7 @@ def _train_config(cfg: BenchConfig, ways: int, **changes) -> TrainConfig:
     return TrainConfig(**{**settings, **changes})
 
 def _score(model: PudNet, tasks: list, device, amp: bool) -> dict:
-    fp = FastPredictor(model, amp=amp)
+    fp = FastPredictor(model, amp=amp, sample_size=None)  # every table reads all of P, as the fixed networks do
     accs, secs = zip(*(predict_and_score(fp, t, device) for t in tasks))
     return {'acc': list(accs), 'seconds': list(secs)}
 
@@ -278,7 +278,7 @@ def train_pudnet(bench: Bench, name: str, arch: str, pool: DevicePool, ways: int
 # %% ../nbs/16_bench.ipynb #26019d5f
 def time_predict(model: PudNet, task, device, amp: bool, runs: int = 20) -> dict:
     "Median seconds of FastPredictor.predict and PudNet.predict on `task`'s P (on `device`)."
-    fp = FastPredictor(model, amp=amp)
+    fp = FastPredictor(model, amp=amp, sample_size=None)  # every table reads all of P, as the fixed networks do
     p = to_float(task.p_x.to(device))
     def timed(fn, n):
         out = []
@@ -293,7 +293,7 @@ def finetune_predicted(model: PudNet, task, epochs=(1, 5), lr: float = 1e-4, bat
                        amp: bool = False) -> dict:
     "Fine-tune the network PudNet predicts for `task` on all of P: Q accuracy and training seconds after each of `epochs`."
     from pudnet.targets import build_target
-    fp = FastPredictor(model, amp=amp)
+    fp = FastPredictor(model, amp=amp, sample_size=None)  # every table reads all of P, as the fixed networks do
     p, y = to_float(task.p_x.to(device)), task.p_y.to(device)
     qx, qy = to_float(task.q_x.to(device)), task.q_y.to(device)
     state = fp.predict(p)

@@ -21,6 +21,7 @@ from fastcore.script import anno_parser
 from .core import PudNet, PudNetConfig, save_network
 from .data import MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float
 from .evaluation import compare, format_table, user_tasks, write_records
+from .fast import SAMPLE_SIZE, FastPredictor
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig, meta_train
 
@@ -285,8 +286,9 @@ def predict(checkpoint: str,  # a PudNet checkpoint
             skip_bad_images: bool = False,  # leave out (with a warning) image files that cannot be decoded
             max_image_pixels: int = None,  # refuse larger images (default: 4096 x 4096)
             max_data_gb: float = None,  # refuse data that decodes to more (default: 4)
+            sample_size: int = SAMPLE_SIZE,  # images of `data` the prediction reads (a seeded sample; 0: all of them)
             device: str = 'cpu'):  # cpu or cuda
-    "Predict the weights of a target network for the images in `data` and save the network."
+    "Predict the weights of a target network for the images in `data` (from a sample of them) and save the network."
     limits, device = _data_limits(max_image_pixels, max_data_gb), _check_device(device)
     out = _check_output_file(out, checkpoint=checkpoint, data=data)
     images = load_user_data(data, skip_bad_images, **limits)
@@ -295,13 +297,16 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     if images.shape[0] != c.in_channels or images.shape[1:] != (c.image_size, c.image_size):
         print(f"adapting {len(images)} images of {images.shape} to {c.in_channels}x{c.image_size}x{c.image_size}")
     x = check_images(to_float(adapt_images(images.x, c.in_channels, c.image_size)).to(device), c.in_channels, c.image_size)
+    if sample_size < 0: raise ValueError(f"--sample_size must be 0 (all images) or positive, got {sample_size}")
     t0 = time.perf_counter()
-    net = model.predict(x)
+    net = FastPredictor(model, sample_size=sample_size or None).network(x)
     seconds = time.perf_counter() - t0
     try: save_network(net, out, c)
     except OSError as e:
         raise OSError(f"could not save the network to {out} ({e.strerror or e}); nothing was written there") from e
-    print(f"predicted a {c.arch} for {len(x)} images in {seconds:.3f} s; saved to {out} (load with pudnet.core.load_network)")
+    read = len(x) if not sample_size or sample_size >= len(x) else f"a sample of {sample_size}"
+    print(f"predicted a {c.arch} for {len(x)} images (read: {read}) in {seconds:.3f} s; saved to {out} "
+          f"(load with pudnet.core.load_network)")
     return net
 
 # %% ../nbs/11_cli.ipynb #35b6c312

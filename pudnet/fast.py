@@ -22,8 +22,9 @@ from .targets import build_target, fresh_bn_buffers
 from .training import HISTORY_KEYS, TrainConfig, random_affine
 
 # %% auto #0
-__all__ = ['autocast', 'sync', 'DevicePool', 'training_template', 'batched_features', 'augment_images', 'batched_task_losses',
-           'fast_meta_train', 'FastPredictor', 'prototype_accuracy', 'predict_and_score']
+__all__ = ['SAMPLE_SIZE', 'SAMPLE_SIZES', 'autocast', 'sync', 'DevicePool', 'training_template', 'batched_features',
+           'augment_images', 'batched_task_losses', 'fast_meta_train', 'sample_indices', 'FastPredictor',
+           'prototype_accuracy', 'predict_and_score', 'sample_size_curve']
 
 # %% ../nbs/14_fast.ipynb #769bf0aa
 def autocast(device, enabled: bool = True):
@@ -159,11 +160,24 @@ def fast_meta_train(model: PudNet, pool: DevicePool, cfg: TrainConfig, budget: f
     model.eval()
     return history
 
+# %% ../nbs/14_fast.ipynb #c64a3fbd
+SAMPLE_SIZE = 128  # images of P that `FastPredictor` reads by default (see "How big a sample?" below); None: all of P
+
+def sample_indices(n: int, size: int | None, labels: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor | None:
+    """Sorted indices of a seeded sample of `size` of `n` images that keeps every labelled one (`labels` >= 0, so the sample is
+    larger when more are labelled); None when it would hold all `n` (`size` None or >= n)."""
+    if size is not None and size < 1: raise ValueError(f"a sample size must be None or at least 1, got {size}")
+    if size is None or size >= n: return None
+    known = torch.zeros(n, dtype=torch.bool) if labels is None else labels.cpu() >= 0
+    others = (~known).nonzero().flatten()
+    others = others[torch.randperm(len(others), generator=torch.Generator().manual_seed(seed))[:max(size - int(known.sum()), 0)]]
+    return torch.cat([known.nonzero().flatten(), others]).sort().values
+
 # %% ../nbs/14_fast.ipynb #49a80cd0
 class FastPredictor:
     "One forward pass per task: P -> the state dict of a ready target network (weights, shared parameters, P's BatchNorm statistics)."
-    def __init__(self, model: PudNet, max_batch: int = 12_000, amp: bool = False):
-        self.model, self.max_batch, self.amp = model.eval(), max_batch, amp
+    def __init__(self, model: PudNet, max_batch: int = 12_000, amp: bool = False, sample_size: int | None = SAMPLE_SIZE, seed: int = 0):
+        self.model, self.max_batch, self.amp, self.sample_size, self.seed = model.eval(), max_batch, amp, sample_size, seed
         self.device = next(model.parameters()).device
         c = model.config
         self.net = build_target(c.arch, c.in_channels, c.width).to(self.device)
@@ -171,9 +185,11 @@ class FastPredictor:
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = None  # cumulative: one batch -> its exact statistics
     @torch.no_grad()
     def predict(self, p: torch.Tensor, sketch: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
-        """State dict of the network PudNet predicts for the float images `p` (N, C, H, W); `sketch` (m,) replaces P's own (the swap
-        test); `labels` (N,), -1 for unlabelled images, feed a class-aware sketch."""
+        """State dict of the network PudNet predicts for the float images `p` (N, C, H, W), read from a seeded sample of `sample_size`
+        of them; `sketch` (m,) replaces P's own (the swap test); `labels` (N,), -1 for unlabelled images, feed a class-aware sketch."""
         m = self.model
+        i = sample_indices(len(p), self.sample_size, labels, self.seed)
+        if i is not None: p, labels = p[i.to(p.device)], None if labels is None else labels[i.to(labels.device)]
         if len(p) > self.max_batch:
             if sketch is not None: raise ValueError(f"a given sketch needs P in one batch of at most {self.max_batch} images")
             return dict(m.predict(p, batch_size=self.max_batch, labels=labels).state_dict())
@@ -182,6 +198,12 @@ class FastPredictor:
             state = {**fresh_bn_buffers(self.net, self.device), **m.shared_tensors(), **weights}
             functional_call(self.net.train(), state, (p,))  # fills the BatchNorm buffers in `state` with P's statistics
         return state
+    def network(self, p: torch.Tensor, labels: torch.Tensor | None = None, sketch: torch.Tensor | None = None) -> nn.Module:
+        "A ready target network of its own (eval mode) for the float images `p`: `predict`'s state in a new module."
+        c, state = self.model.config, self.predict(p, sketch, labels)
+        net = build_target(c.arch, c.in_channels, c.width).to(self.device)
+        net.load_state_dict({**net.state_dict(), **state})
+        return net.eval()
     @torch.no_grad()
     def features(self, state: dict, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
         "Features (N, D) of float images `x` from the network `state` (eval mode), float32."
@@ -205,3 +227,16 @@ def predict_and_score(fp: FastPredictor, task, device, sketch: torch.Tensor | No
     f = lambda x: fp.features(state, x)
     acc = prototype_accuracy(f, p[task.shot_idx.to(device)], task.shot_y.to(device), to_float(task.q_x.to(device)), task.q_y.to(device))
     return acc, seconds
+
+# %% ../nbs/14_fast.ipynb #c46205ec
+SAMPLE_SIZES = (32, 64, 128, 256, 512, 1024, None)  # the sizes `sample_size_curve` measures (None: all of P)
+
+def sample_size_curve(model: PudNet, tasks: list, sizes=SAMPLE_SIZES, device='cpu', seed: int = 0) -> list:
+    "For each sample size, every task's accuracy and predict seconds with `FastPredictor(model, sample_size=size)` (after a warm-up)."
+    rows = []
+    for size in sizes:
+        fp = FastPredictor(model.to(device), sample_size=size, seed=seed)
+        predict_and_score(fp, tasks[0], device)  # warm-up: allocations and lazy initialisation are not timed
+        accs, secs = zip(*(predict_and_score(fp, t, device) for t in tasks))
+        rows.append({'sample_size': size, 'acc': list(accs), 'seconds': list(secs), 'n_p': [len(t.p_x) for t in tasks]})
+    return rows

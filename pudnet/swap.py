@@ -43,7 +43,7 @@ def swap_test(model: PudNet, tasks: list, meta_tasks: list | None = None, device
     tasks come from several domains, from the P of a task of another domain.
     BatchNorm statistics and prototypes always come from the task's own data."""
     if len(tasks) < 2: raise ValueError("the swap test needs at least 2 tasks (each borrows another's sketch)")
-    fp = FastPredictor(model.to(device), amp=amp)
+    fp = FastPredictor(model.to(device), amp=amp, sample_size=None)  # all of P, as the tables
     own = task_sketches(model, tasks, device)
     meta = task_sketches(model, meta_tasks, device) if meta_tasks else None
     sources = {'own P': lambda i: own[i], "another task's P": lambda i: own[(i + 1) % len(tasks)],

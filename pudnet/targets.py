@@ -57,8 +57,11 @@ def shared_parameters(net: nn.Module) -> dict:
     return {n: p for n, p in net.named_parameters() if n not in pred}
 
 def feature_dim(net: nn.Module, in_channels: int, size: int) -> int:
-    "Length of the feature vector `net` gives for `size` x `size` images."
-    with torch.no_grad(): return net.eval()(torch.zeros(2, in_channels, size, size, device=next(net.parameters()).device)).shape[1]
+    "Length of the feature vector `net` gives for `size` x `size` images (`net` keeps its train/eval mode)."
+    was_training = net.training
+    try:
+        with torch.no_grad(): return net.eval()(torch.zeros(2, in_channels, size, size, device=next(net.parameters()).device)).shape[1]
+    finally: net.train(was_training)
 
 # %% ../nbs/04_targets.ipynb #6c984cec
 def fresh_bn_buffers(net: nn.Module, device=None) -> dict:
@@ -70,6 +73,7 @@ def fresh_bn_buffers(net: nn.Module, device=None) -> dict:
     return out
 
 def target_forward(net: nn.Module, weights: dict, shared: dict, x: torch.Tensor) -> torch.Tensor:
-    "Features of `x` from `net` run with predicted `weights` and `shared` parameters (BatchNorm on batch statistics)."
-    tensors = {**fresh_bn_buffers(net, x.device), **shared, **weights}
-    return functional_call(net.train(), tensors, (x,))
+    "Features of `x` from `net` run with predicted `weights` and `shared` parameters (BatchNorm on batch statistics; `net` keeps its mode)."
+    tensors, was_training = {**fresh_bn_buffers(net, x.device), **shared, **weights}, net.training
+    try: return functional_call(net.train(), tensors, (x,))
+    finally: net.train(was_training)
