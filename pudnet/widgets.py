@@ -28,41 +28,62 @@ from .core import PrototypeClassifier, PudNet, PudNetConfig, calibrate_batchnorm
 from .data import SHARED_FILES, ImageData, adapt_images, load_digits_images, load_shared, shared_data_root, to_float
 from .fast import FastPredictor, sample_indices
 from .targets import build_target
-from .tasks import Task, sample_task
+from .tasks import Task, _resolve, get_protocol, load_protocol_data, sample_task
 from .training import TrainConfig, meta_train
 
 # %% auto #0
-__all__ = ['FLOOR_NAMES', 'cache_dir', 'digits_checkpoint', 'prediction_grid', 'confusion_matrix', 'accuracy_bars',
-           'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d', 'sketch_map', 'weight_histograms',
-           'available_datasets', 'demo_task', 'other_images', 'floor_networks', 'query_accuracy', 'floor_sentence',
-           'PudNetDemo']
+__all__ = ['DEMO_PROTOCOLS', 'FLOOR_NAMES', 'cache_dir', 'demo_checkpoint', 'digits_checkpoint', 'prediction_grid',
+           'confusion_matrix', 'accuracy_bars', 'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d',
+           'sketch_map', 'weight_histograms', 'available_datasets', 'demo_task', 'other_images', 'floor_networks',
+           'query_accuracy', 'floor_sentence', 'PudNetDemo']
 
 # %% ../nbs/12_widgets.ipynb #e2c8c77d
 def cache_dir() -> Path:
     "Where pudnet caches demo checkpoints: `$PUDNET_CACHE`, else `~/.cache/pudnet`."
     return Path(os.environ.get('PUDNET_CACHE') or '~/.cache/pudnet').expanduser()
 
-def _digits_path(steps: int = 40, tasks_per_step: int = 2) -> Path:
-    return cache_dir() / f'pudnet-digits-{steps}x{tasks_per_step}.safetensors'
+DEMO_PROTOCOLS = {'digits': 'digits-set', 'fashion-mnist': 'fashion-set', 'cifar100': 'cifar100-set', 'cifar10': 'cifar100-to-cifar10'}
+# dataset -> the protocol whose meta-train classes its demo checkpoint learns (CIFAR-10 borrows CIFAR-100's: it has too few classes)
 
-def digits_checkpoint(steps: int = 40,  # meta-training steps
-                      tasks_per_step: int = 2,  # 4-way digit tasks per step
-                      path: str | Path | None = None,  # where to keep it (default: in `cache_dir()`)
-                      progress: bool = True,  # show a fastprogress bar while training
-                     ) -> Path:
-    "A PudNet (ConvNet-3) meta-trained on digits 0-5: trained on first use, then read from the cache."
-    path = Path(path) if path is not None else _digits_path(steps, tasks_per_step)
+def _checkpoint_source(dataset: str) -> str:
+    "The dataset whose demo checkpoint `dataset` uses."
+    if dataset not in DEMO_PROTOCOLS: raise ValueError(f"no demo checkpoint for {dataset!r}; choose one of {sorted(DEMO_PROTOCOLS)}")
+    return get_protocol(DEMO_PROTOCOLS[dataset]).source
+
+def _demo_path(dataset: str, steps: int = 40, tasks_per_step: int = 2) -> Path:
+    return cache_dir() / f'pudnet-{_checkpoint_source(dataset)}-{steps}x{tasks_per_step}.safetensors'
+
+def _demo_data(source: str) -> tuple:
+    "(meta-train images, their classes) of a demo checkpoint's dataset."
+    if source == 'digits': return load_digits_images(), list(range(6))
+    d = load_protocol_data(next(p for p in DEMO_PROTOCOLS.values() if get_protocol(p).source == source))
+    return d.meta_train, list(d.train_classes)
+
+def demo_checkpoint(dataset: str = 'digits',  # a dataset of `DEMO_PROTOCOLS`: the checkpoint learns its protocol's meta-train classes
+                    steps: int = 40,  # meta-training steps
+                    tasks_per_step: int = 2,  # tasks per step
+                    path: str | Path | None = None,  # where to keep it (default: in `cache_dir()`)
+                    progress: bool = True,  # show a fastprogress bar while training
+                   ) -> Path:
+    "A PudNet (ConvNet-3) meta-trained on the meta-train classes of `dataset`'s protocol: trained on first use, then read from the cache."
+    source = _checkpoint_source(dataset)
+    path = Path(path) if path is not None else _demo_path(dataset, steps, tasks_per_step)
     if path.exists(): return path
     partial = path.with_name(path.stem + '.partial.safetensors')  # resumable training state; renamed when done
-    data = load_digits_images()
+    data, classes = _demo_data(source)
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's random state
         torch.manual_seed(0)
-        model = PudNet(PudNetConfig(arch='convnet3', in_channels=1, image_size=28, n_train_classes=6))
-    meta_train(model, data, list(range(6)), TrainConfig(steps=steps, tasks_per_step=tasks_per_step, checkpoint_every=10),
+        model = PudNet(PudNetConfig(arch='convnet3', in_channels=data.shape[0], image_size=data.shape[-1], n_train_classes=len(classes)))
+    ways = get_protocol(DEMO_PROTOCOLS[source]).ways
+    meta_train(model, data, classes, TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=ways, checkpoint_every=10),
                checkpoint=partial, progress=progress)
     model.save(path)
     partial.unlink(missing_ok=True)
     return path
+
+def digits_checkpoint(steps: int = 40, tasks_per_step: int = 2, path: str | Path | None = None, progress: bool = True) -> Path:
+    "`demo_checkpoint` of digits (meta-trained on digits 0-5): the demo's default."
+    return demo_checkpoint('digits', steps, tasks_per_step, path, progress)
 
 # %% ../nbs/12_widgets.ipynb #6c8bb370
 def _rgb(x: torch.Tensor) -> np.ndarray:
@@ -286,6 +307,11 @@ def query_accuracy(net: nn.Module, task: Task, device='cpu', tau: float = 10.0) 
     return (pred == task.q_y).float().mean().item(), pred
 
 # %% ../nbs/12_widgets.ipynb #96e642ae
+def _meta_train_classes(dataset: str, data: ImageData) -> list:
+    "Class ids of `dataset` its demo checkpoint was meta-trained on (none when it learned another dataset)."
+    if _checkpoint_source(dataset) != dataset: return []
+    return _resolve(get_protocol(DEMO_PROTOCOLS[dataset]).train_classes, data.classes)
+
 FLOOR_NAMES = {'untrained': 'an untrained network', 'swap': "PudNet's network predicted from the other classes' images"}
 
 def floor_sentence(acc: float, floors: dict) -> str:
@@ -307,7 +333,7 @@ class PudNetDemo:
                  device: str | None = None,  # default: 'cuda' when available, else 'cpu'
                  background: bool = True):  # run the race in a thread (False: inside `predict`, for scripts and tests)
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        self.background, self.figures, self.result = background, {}, None
+        self.background, self.figures, self.result, self.checkpoint_path = background, {}, None, None
         self._models, self._thread, self._stop = {}, None, threading.Event()
         style = {'description_width': '130px'}
         if dataset not in available_datasets():
@@ -382,15 +408,18 @@ class PudNetDemo:
         self.out[name].outputs = (_bundle(fig),)
 
     def _model(self) -> PudNet:
-        "The PudNet of the checkpoint box (loaded once per file version); the cached digits checkpoint when it is empty."
-        text = self.checkpoint.value.strip()
+        "The PudNet of the checkpoint box (loaded once per file version); when it is empty, the dataset's cached demo checkpoint."
+        text, ds = self.checkpoint.value.strip(), self.dataset.value
         if text: path = Path(text).expanduser()
         else:
-            if not _digits_path().exists():
-                self._say(f"training the demo checkpoint on digits 0-5 (first use only; cached in {cache_dir()}) ...")
-            with self.log: path = digits_checkpoint()
+            if not _demo_path(ds).exists():
+                self._say(f"training the demo checkpoint for {ds} on the meta-train classes of {_checkpoint_source(ds)} (first use "
+                          f"only, a minute or two on a CPU; the bar below shows it; cached in {cache_dir()}) ...")
+            with self.log: path = demo_checkpoint(ds)
         if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist: give the path of a PudNet checkpoint "
-                                                        f"(from `pudnet train` or `pudnet demo`), or leave the box empty for the digits one")
+                                                        f"(from `pudnet train` or `pudnet demo`), or leave the box empty for the "
+                                                        f"dataset's demo checkpoint")
+        self.checkpoint_path = path
         key = (str(path.resolve()), path.stat().st_mtime_ns)
         if key not in self._models:
             model = PudNet.load(path, map_location=self.device).eval()
@@ -457,11 +486,12 @@ class PudNetDemo:
         if other is not None: other = to_float(adapt_images(other, c.in_channels, c.image_size)).to(self.device)
         floors = {k: query_accuracy(f, task, self.device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
         names = [self.classes.options[[v for _, v in self.classes.options].index(k)][0] for k in task.classes]
-        if not self.checkpoint.value.strip() and self.dataset.value == 'digits' and set(classes) & set(range(6)):
-            notes.append(f"the default checkpoint was meta-trained on digits 0-5: {sorted(set(classes) & set(range(6)))} are not unseen")
-        if not self.checkpoint.value.strip() and self.dataset.value != 'digits':
-            notes.append(f"the default checkpoint was meta-trained on digits; for {self.dataset.value} give a checkpoint trained on it "
-                         f"(e.g. `pudnet train --protocol fashion-set`)")
+        notes.append(f"checkpoint: {self.checkpoint_path.name}" + ('' if self.checkpoint.value.strip() else
+                     f" (the demo checkpoint of {_checkpoint_source(self.dataset.value)}; for a better one: "
+                     f"<code>pudnet train --protocol {DEMO_PROTOCOLS[self.dataset.value]}</code>)"))
+        seen = sorted(set(classes) & set(_meta_train_classes(self.dataset.value, p_data))) if not self.checkpoint.value.strip() else []
+        if seen: notes.append(f"the demo checkpoint was meta-trained on {', '.join(dict(zip(task.classes, names))[k] for k in seen)}: "
+                              f"these classes are not unseen")
         return {'task': task, 'net': net, 'pred': pred, 'acc': acc, 'seconds': seconds, 'floors': floors,
                 'names': names, 'notes': notes, 'arch': c.arch, 'n_params': sum(q.numel() for q in net.parameters()), 'model': model}
 
