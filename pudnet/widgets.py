@@ -98,6 +98,14 @@ def _png_uri(rgb: np.ndarray) -> str:
     Image.fromarray(rgb).save(buf, format='PNG')
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
+def _across_classes(idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    "`idx` reordered round-robin over the classes `y[idx]`: the first of each class, then the second of each, ..."
+    if len(idx) == 0: return idx
+    cls = y[idx]
+    rank = torch.zeros_like(idx)
+    for c in cls.unique(): rank[cls == c] = torch.arange(int((cls == c).sum()))
+    return idx[torch.argsort(rank * (int(y.max()) + 1) + cls, stable=True)]
+
 def prediction_grid(images: torch.Tensor,  # (N, C, H, W) uint8 query images
                     y_true, y_pred,  # (N,) true and predicted labels, indices into `classes`
                     classes: list,  # class names
@@ -108,11 +116,11 @@ def prediction_grid(images: torch.Tensor,  # (N, C, H, W) uint8 query images
     if not (len(rgb) == len(y_true) == len(y_pred)):
         raise ValueError(f"need one true and one predicted label per image: {len(rgb)} images, {len(y_true)} and {len(y_pred)} labels")
     wrong = y_true != y_pred
-    bad_idx, good_idx = wrong.nonzero()[:, 0], (~wrong).nonzero()[:, 0]
+    bad_idx, good_idx = _across_classes(wrong.nonzero()[:, 0], y_true), _across_classes((~wrong).nonzero()[:, 0], y_true)
     n_bad = min(len(bad_idx), max(max_images // 2, max_images - len(good_idx)))  # leave room for some right answers
     order = torch.cat([bad_idx[:n_bad], good_idx[:max_images - n_bad]])
     n, (h, w) = len(order), rgb.shape[1:3]
-    rows, pad, band = -(-n // cols), max(2, w // 10), max(8, h // 2)  # band: room for the label above each image
+    rows, pad, band = -(-n // cols), max(2, w // 10), max(8, h)  # band: room for the (two-line) label above each image
     ch, cw = band + h + pad, w + pad
     canvas = np.full((rows * ch + pad, cols * cw + pad, 3), 255, np.uint8)  # (H_total, W_total, 3)
     fig = go.Figure()
@@ -121,7 +129,7 @@ def prediction_grid(images: torch.Tensor,  # (N, C, H, W) uint8 query images
         y0, x0 = r * ch + band + pad, c * cw + pad
         canvas[y0:y0 + h, x0:x0 + w] = rgb[i]
         bad = bool(wrong[i])
-        text = f"{classes[y_pred[i]]} ({classes[y_true[i]]})" if bad else str(classes[y_pred[i]])
+        text = f"{classes[y_pred[i]]}<br>({classes[y_true[i]]})" if bad else str(classes[y_pred[i]])
         fig.add_annotation(x=x0 + w / 2, y=y0 - 1, text=text, showarrow=False, yanchor='bottom',
                            font=dict(size=10, color='#c62828' if bad else '#2e7d32'))
         if bad: fig.add_shape(type='rect', x0=x0 - 1, y0=y0 - 1, x1=x0 + w, y1=y0 + h, line=dict(color='#c62828', width=2))
@@ -163,6 +171,8 @@ def confusion_figure(y_true, y_pred, classes: list) -> go.Figure:
     return fig
 
 # %% ../nbs/12_widgets.ipynb #647f0882
+_LOG_TICKS = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]  # 0.001, 0.002, 0.005, ..., 5000 seconds
+
 def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}}, as `train_from_scratch` returns (may be partial or empty)
                 pudnet_acc: float, pudnet_seconds: float,  # PudNet's query accuracy (0-1) and predict time
                 epochs: int | None = None,  # planned number of Adam epochs (for the title while the race runs)
@@ -190,7 +200,8 @@ def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}}, 
         if caught: title += f" (caught up at epoch {caught[0][0]}, {caught[0][1]:.2f} s)"
     xs = sec + [pudnet_seconds]
     fig.update_layout(title=title, height=340, margin=dict(l=50, r=10, t=50, b=40), legend=dict(x=0.99, xanchor='right', y=0.02),
-                      xaxis=dict(title='seconds (log scale)', type='log', range=[np.log10(min(xs) / 1.5), np.log10(max(xs) * 1.5)]),
+                      xaxis=dict(title='seconds (log scale)', type='log', range=[np.log10(min(xs) / 1.5), np.log10(max(xs) * 1.5)],
+                                 tickvals=_LOG_TICKS, ticktext=[f'{t:g}' for t in _LOG_TICKS]),  # 1-2-5 ticks, no stray minor labels
                       yaxis=dict(title='query accuracy (%)', range=[0, 101]))
     return fig
 
@@ -221,7 +232,9 @@ def sketch_map(model: PudNet, groups: dict) -> go.Figure:
         idx = [i for i, n in enumerate(names) if n == g]
         fig.add_trace(go.Scatter(x=xy[idx, 0].tolist(), y=xy[idx, 1].tolist(), mode='markers', name=g, marker=dict(size=10),
                                  hovertemplate=f'{g}<extra></extra>'))
-    fig.update_layout(title='Dataset sketches s, projected to 2-D (PCA)', xaxis_title='PC 1', yaxis_title='PC 2',
+    fig.update_layout(title='Dataset sketches s, projected to 2-D (PCA)<br><sup>a sketch that follows its data: the colours form '
+                            'separate groups; one cloud means the sketch barely changes between datasets</sup>',
+                      xaxis_title='PC 1', yaxis_title='PC 2',
                       height=360, margin=dict(l=50, r=10, t=50, b=40))
     return fig
 
@@ -240,8 +253,9 @@ def weight_histograms(predicted: nn.Module, trained: nn.Module, bins: int = 60) 
             density, _ = np.histogram(w.numpy(), edges, density=True)  # binned here: a few numbers per layer, not every weight
             fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges), name=label, legendgroup=label,
                                  showlegend=k == 1, marker_color=color, opacity=0.6), row=1, col=k)
-    fig.update_layout(barmode='overlay', title='Convolution weights per layer: predicted vs trained', height=300,
-                      margin=dict(l=40, r=10, t=70, b=30))
+    fig.update_layout(barmode='overlay', height=320, title='Convolution weights per layer: predicted vs trained<br><sup>same '
+                      'scale and shape means PudNet made weights like training would; BatchNorm after each layer hides the scale</sup>',
+                      margin=dict(l=40, r=10, t=100, b=30))
     return fig
 
 # %% ../nbs/12_widgets.ipynb #4aa86fa2
@@ -273,7 +287,8 @@ def demo_task(p_data: ImageData, q_data: ImageData | None, classes: list, per_cl
 def _bundle(fig: go.Figure) -> dict:
     "A display_data output that JupyterLab's plotly renderer draws (safe to set from any thread)."
     return {'output_type': 'display_data', 'metadata': {},
-            'data': {'application/vnd.plotly.v1+json': {**json.loads(fig.to_json()), 'config': {'displaylogo': False}},
+            'data': {'application/vnd.plotly.v1+json': {**json.loads(fig.update_layout(modebar_orientation='v').to_json()),
+                                                        'config': {'displaylogo': False}},  # a vertical toolbar leaves titles free
                      'text/plain': f"<plotly figure: {fig.layout.title.text}>"}}
 
 # %% ../nbs/12_widgets.ipynb #d0e250c1
