@@ -310,6 +310,15 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     return net
 
 # %% ../nbs/11_cli.ipynb #35b6c312
+def _speed(protocols, arch, n_tasks, checkpoint, out, device) -> list:
+    "`pudnet bench --speed`: `pudnet.speed.run_speed` for each protocol (default: fashion-set), into out/PROTOCOL."
+    from pudnet.speed import SpeedConfig, run_speed
+    changes = {k: v for k, v in dict(arch=arch, n_tasks=n_tasks).items() if v is not None}
+    names = protocols.split(',') if protocols else [SpeedConfig.protocol]
+    if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if checkpoint and len(names) > 1: raise ValueError("--checkpoint times one PudNet: give one protocol (--protocols NAME)")
+    return [r for n in names for r in run_speed(SpeedConfig(protocol=n, **changes), Path(out) / n, device, checkpoint)]
+
 def bench(preset: str = 'gpu',  # a name of pudnet.bench.PRESETS: gpu, cpu, fair-cpu, mixed-cpu, smoke, ... (the bench chapter)
           out: str = 'runs/bench',  # folder for records.json, curves.json and log.txt
           budget: float = None,  # seconds for the whole run (default: the preset's)
@@ -319,6 +328,8 @@ def bench(preset: str = 'gpu',  # a name of pudnet.bench.PRESETS: gpu, cpu, fair
           scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
           variants: str = None,  # comma-separated PudNets meta-trained and scored on every protocol (pudnet.bench.ABLATIONS names, e.g. 'full PudNet,metric loss only'; default: the preset's)
           ablations: str = None,  # comma-separated ablation rows on the first protocol of each source, all trained for the reference's steps (pudnet.bench.ABLATIONS names; default: the preset's)
+          speed: bool = False,  # measure speed instead (the speed chapter): predict time and memory, meta-training tasks/s, the race against Adam
+          checkpoint: str = None,  # with --speed: the PudNet to time (default: one meta-trained for a few steps)
           device: str = 'auto'):  # auto, cpu or cuda
     "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
     from pudnet.bench import bench_config, run_bench
@@ -326,6 +337,8 @@ def bench(preset: str = 'gpu',  # a name of pudnet.bench.PRESETS: gpu, cpu, fair
     _at_least(1, n_tasks=n_tasks)
     _at_least(0, scratch_tasks=scratch_tasks)
     device, out = _check_device(device, auto=True), _check_output_folder(out, datasets=shared_data_root())
+    if speed: return _speed(protocols, arch, n_tasks, checkpoint, out, device)
+    if checkpoint: raise ValueError("--checkpoint goes with --speed (the bench meta-trains its own PudNets)")
     cfg = bench_config(preset, budget=budget, arch=arch, n_tasks=n_tasks, scratch_tasks=scratch_tasks,
                        main_variants=tuple(v.strip() for v in variants.split(',')) if variants else None,
                        ablations=tuple(v.strip() for v in ablations.split(',')) if ablations else None,

@@ -46,3 +46,22 @@ def test_train_evaluate_predict_on_user_data(tmp_path, digits, digits_npz):
     assert 'adapting 40 images of (3, 32, 32) to 1x28x28' in out
     net = load_network(tmp_path / 'net.safetensors')
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 576)
+
+
+def test_predict_reads_a_sample_or_all(tmp_path, digits_checkpoint, digits_npz):
+    out = run('predict', digits_checkpoint, digits_npz, '--out', tmp_path / 'a.safetensors')
+    assert '(read: a sample of 128)' in out, out
+    out = run('predict', digits_checkpoint, digits_npz, '--out', tmp_path / 'b.safetensors', '--sample_size', 0)
+    assert f"(read: {len(np.load(digits_npz)['y'])})" in out, out  # --sample_size 0: every image
+    a, b = load_network(tmp_path / 'a.safetensors'), load_network(tmp_path / 'b.safetensors')
+    x = torch.zeros(2, 1, 28, 28)
+    assert not torch.equal(a[0][1].running_mean, b[0][1].running_mean)  # BatchNorm statistics of a sample vs of all images
+    assert torch.allclose(a(x), a(x)) and a(x).shape == b(x).shape
+
+
+def test_bench_speed_writes_its_records(tmp_path, digits_checkpoint):
+    out = run('bench', '--speed', '--protocols', 'digits-set', '--n_tasks', 1, '--checkpoint', digits_checkpoint, '--out', tmp_path,
+              '--device', 'cpu')
+    assert 'meta-training:' in out and ('speed-up' in out or 'never reached' in out), out
+    records = json.loads((tmp_path / 'digits-set' / 'records.json').read_text())
+    assert [r['method'] for r in records][-1] == 'meta-training' and records[0]['checkpoint'] == str(digits_checkpoint)
