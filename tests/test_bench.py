@@ -19,12 +19,15 @@ EXPECTED = ['PudNet', 'Random network (untrained)', 'Pretrained', 'Meta-Baseline
 
 def test_gpu_suite_script_smoke_on_cpu(tmp_path):
     "`.ci/gpu_suite.sh` (the GPU suite) runs end to end on CPU with the smoke preset and writes records, curves and a log."
-    env = {**os.environ, 'PATH': f"{Path(sys.executable).parent}:{os.environ['PATH']}", 'PUDNET_COMMIT': 'test'}
+    env = {**os.environ, 'PATH': f"{Path(sys.executable).parent}:{os.environ['PATH']}", 'PUDNET_COMMIT': 'test',
+           'PUDNET_SPEED_ARGS': '--protocols digits-set --arch convnet3 --n_tasks 1 --device cpu'}
     out = tmp_path / 'out'
     r = subprocess.run(['bash', '.ci/gpu_suite.sh', str(out), str(tmp_path / 'no-data'), '--preset', 'smoke', '--device', 'cpu'],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert {p.name for p in out.iterdir()} >= {'records.json', 'curves.json', 'log.txt', 'console.log', 'nvidia-smi.txt'}
+    speed = json.loads((out / 'speed' / 'digits-set' / 'records.json').read_text())  # the speed run comes first
+    assert speed[-1]['method'] == 'meta-training' and speed[-1]['tasks_per_second'] > 0 and speed[0]['commit'] == 'test'
     records = json.loads((out / 'records.json').read_text())
     assert not [x for x in records if 'failed' in x or 'skipped' in x], [x for x in records if 'failed' in x or 'skipped' in x]
     methods = {x['method'] for x in records}
