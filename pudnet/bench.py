@@ -156,6 +156,13 @@ PRESETS = {
                                    curve_points=0, amp=False, predict_runs=0, swap_tasks=30, main_variants=(),
                                    pretrained_start=('class-aware + predicted BN affine',),
                                    shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
+    # the same recipe within one domain: cifar100-set, where the goals ask PudNet to beat Pretrained and Meta-Baseline and the
+    # swap test to find at least 1 point between a task's own P and another task's
+    'cifar100-start-cpu': BenchConfig(protocols=('cifar100-set',), arch='convnet3', extra_archs=(), budget=2000, n_tasks=30,
+                                      fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
+                                      curve_points=0, amp=False, predict_runs=0, swap_tasks=20, main_variants=(),
+                                      pretrained_start=('class-aware + predicted BN affine',),
+                                      shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),
