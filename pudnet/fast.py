@@ -161,7 +161,7 @@ def fast_meta_train(model: PudNet, pool: DevicePool, cfg: TrainConfig, budget: f
     return history
 
 # %% ../nbs/14_fast.ipynb #c64a3fbd
-SAMPLE_SIZE = 128  # images of P that `FastPredictor` reads by default (see "How big a sample?" below); None: all of P
+SAMPLE_SIZE = 64  # images of P that `FastPredictor` reads by default (see "How big a sample?" below); None: all of P
 
 def sample_indices(n: int, size: int | None, labels: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor | None:
     """Sorted indices of a seeded sample of `size` of `n` images that keeps every labelled one (`labels` >= 0, so the sample is

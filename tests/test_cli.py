@@ -50,7 +50,7 @@ def test_train_evaluate_predict_on_user_data(tmp_path, digits, digits_npz):
 
 def test_predict_reads_a_sample_or_all(tmp_path, digits_checkpoint, digits_npz):
     out = run('predict', digits_checkpoint, digits_npz, '--out', tmp_path / 'a.safetensors')
-    assert '(read: a sample of 128)' in out, out
+    assert '(read: a sample of 64)' in out, out  # pudnet.fast.SAMPLE_SIZE
     out = run('predict', digits_checkpoint, digits_npz, '--out', tmp_path / 'b.safetensors', '--sample_size', 0)
     assert f"(read: {len(np.load(digits_npz)['y'])})" in out, out  # --sample_size 0: every image
     a, b = load_network(tmp_path / 'a.safetensors'), load_network(tmp_path / 'b.safetensors')
