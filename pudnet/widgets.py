@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as W
@@ -26,7 +27,7 @@ from torch import nn
 from .baselines import train_from_scratch
 from .core import PrototypeClassifier, PudNet, PudNetConfig, calibrate_batchnorm
 from .data import SHARED_FILES, ImageData, adapt_images, load_digits_images, load_shared, shared_data_root, to_float
-from .fast import FastPredictor, sample_indices
+from .fast import FastPredictor, sample_indices, sync
 from .targets import build_target
 from .tasks import Task, _resolve, get_protocol, load_protocol_data, sample_task
 from .training import TrainConfig, meta_train
@@ -35,7 +36,7 @@ from .training import TrainConfig, meta_train
 __all__ = ['DEMO_PROTOCOLS', 'FLOOR_NAMES', 'cache_dir', 'demo_checkpoint', 'digits_checkpoint', 'prediction_grid',
            'confusion_matrix', 'accuracy_bars', 'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d',
            'sketch_map', 'weight_histograms', 'available_datasets', 'demo_task', 'other_images', 'floor_networks',
-           'query_accuracy', 'floor_sentence', 'PudNetDemo']
+           'query_accuracy', 'DemoResult', 'run_demo', 'floor_sentence', 'PudNetDemo']
 
 # %% ../nbs/12_widgets.ipynb #e2c8c77d
 def cache_dir() -> Path:
@@ -321,6 +322,43 @@ def query_accuracy(net: nn.Module, task: Task, device='cpu', tau: float = 10.0) 
     pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in task.q_x.split(1024)])
     return (pred == task.q_y).float().mean().item(), pred
 
+@dataclass
+class DemoResult:
+    "One prediction for the demo: the task, PudNet's network and its answers, its time, and the floors scored the same way."
+    task: Task
+    model: PudNet
+    net: nn.Module  # the predicted network (eval mode)
+    pred: torch.Tensor  # its label for each query image
+    acc: float  # its query accuracy (0-1)
+    seconds: float  # the prediction's wall-clock time
+    floors: dict  # 'untrained' / 'swap' -> query accuracy (see `floor_networks`)
+    names: list = field(default_factory=list)  # class names, in the task's order (for the figures)
+    notes: list = field(default_factory=list)  # sentences for the status line
+    curve: dict | None = None  # Adam's race, {'acc': {epoch: acc}, 'seconds': {epoch: s}}, once it has run
+
+    @property
+    def n_params(self) -> int:
+        "Parameters of the predicted network."
+        return sum(q.numel() for q in self.net.parameters())
+
+def run_demo(model: PudNet, task: Task, other: torch.Tensor | None = None, device='cpu', on_stage=None) -> DemoResult:
+    """Predict a network for `task`'s P (the fast path), score it on Q, and score the floors the same way (`other`: uint8 images
+    of another dataset, for the swap). No widgets: `on_stage(message)`, if given, hears each step."""
+    c, say = model.config, on_stage or (lambda message: None)
+    fit = lambda x: adapt_images(x, c.in_channels, c.image_size)
+    if task.p_x.shape[1:] != (c.in_channels, c.image_size, c.image_size):  # images the checkpoint can read
+        task = Task(fit(task.p_x), task.p_y, task.shot_idx, fit(task.q_x), task.q_y, task.classes, task.seed)
+    p = to_float(task.p_x).to(device)
+    say(f"predicting a network from {len(p)} images ...")
+    sync(device); t0 = time.perf_counter()
+    net = FastPredictor(model).network(p)  # from a seeded sample of P (`SAMPLE_SIZE` images)
+    sync(device); seconds = time.perf_counter() - t0
+    say(f"scoring it, an untrained network and the swap on {len(task.q_y)} query images ...")
+    acc, pred = query_accuracy(net, task, device, c.tau)
+    other = None if other is None else to_float(fit(other)).to(device)
+    floors = {k: query_accuracy(f, task, device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
+    return DemoResult(task, model, net, pred, acc, seconds, floors)
+
 # %% ../nbs/12_widgets.ipynb #96e642ae
 def _meta_train_classes(dataset: str, data: ImageData) -> list:
     "Class ids of `dataset` its demo checkpoint was meta-trained on (none when it learned another dataset)."
@@ -443,10 +481,7 @@ class PudNetDemo:
             self._models = {key: model}
         return self._models[key]
 
-    def _sync(self):
-        if torch.device(self.device).type == 'cuda': torch.cuda.synchronize()
-
-    def predict(self, _=None) -> dict | None:
+    def predict(self, _=None) -> DemoResult | None:
         "The Predict button: check the inputs, predict a network for P, show its answers, start the race. None on bad input."
         self.clear()
         self.button.disabled = True
@@ -458,15 +493,15 @@ class PudNetDemo:
                 self.clear()
                 self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
                 self.log.append_stdout(traceback.format_exc()); return None
-            self._show('grid', prediction_grid(r['task'].q_x, r['task'].q_y, r['pred'], r['names']))
-            self._show('accuracy', accuracy_bars(r['task'].q_y, r['pred'], r['names']))
-            self._show('confusion', confusion_figure(r['task'].q_y, r['pred'], r['names']))
-            self._show('race', race_figure({}, r['acc'], r['seconds'], self.epochs.value, self._floor_names(r)))
-            self._say(f"PudNet predicted a {r['arch']} ({r['n_params']:,} parameters) from {len(r['task'].p_x)} images in "
-                      f"<b>{r['seconds']:.2f} s</b> on {self.device}: accuracy <b>{r['acc']:.1%}</b> on {len(r['task'].q_y)} "
-                      f"query images ({r['task'].ways} classes, {len(r['task'].shot_idx)} labelled images)."
-                      + '<br>' + floor_sentence(r['acc'], r['floors'])
-                      + ''.join(f"<br><i>{n}</i>" for n in r['notes']))
+            self._show('grid', prediction_grid(r.task.q_x, r.task.q_y, r.pred, r.names))
+            self._show('accuracy', accuracy_bars(r.task.q_y, r.pred, r.names))
+            self._show('confusion', confusion_figure(r.task.q_y, r.pred, r.names))
+            self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value, self._floor_names(r)))
+            self._say(f"PudNet predicted a {r.model.config.arch} ({r.n_params:,} parameters) from {len(r.task.p_x)} images in "
+                      f"<b>{r.seconds:.2f} s</b> on {self.device}: accuracy <b>{r.acc:.1%}</b> on {len(r.task.q_y)} "
+                      f"query images ({r.task.ways} classes, {len(r.task.shot_idx)} labelled images)."
+                      + '<br>' + floor_sentence(r.acc, r.floors)
+                      + ''.join(f"<br><i>{n}</i>" for n in r.notes))
             self.result = r
         finally: self.button.disabled = False
         self._stop = threading.Event()
@@ -476,8 +511,8 @@ class PudNetDemo:
         else: self._race(r, self._stop)
         return r
 
-    def _predict(self) -> dict:
-        "Inputs -> task -> predicted network -> query predictions, timed."
+    def _predict(self) -> DemoResult:
+        "Inputs -> task -> `run_demo` -> the names and notes the status line needs."
         classes = list(self.classes.value)
         if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): Ctrl/Cmd-click to select several")
         p_data, q_data = _dataset(self.dataset.value)
@@ -486,20 +521,9 @@ class PudNetDemo:
         model = self._model()
         c, notes = model.config, []
         if task.p_x.shape[1:] != (c.in_channels, c.image_size, c.image_size):
-            fit = lambda x: adapt_images(x, c.in_channels, c.image_size)
-            task = Task(fit(task.p_x), task.p_y, task.shot_idx, fit(task.q_x), task.q_y, task.classes, task.seed)
             notes.append(f"images converted from {tuple(p_data.shape)} to {(c.in_channels, c.image_size, c.image_size)} to fit "
                          f"the checkpoint; it was meta-trained on other data, so expect lower accuracy")
-        p = to_float(task.p_x).to(self.device)
-        self._say(f"predicting a network from {len(p)} images ...")
-        self._sync(); t0 = time.perf_counter()
-        net = FastPredictor(model).network(p)  # the fast path, from a seeded sample of P (`SAMPLE_SIZE` images)
-        self._sync(); seconds = time.perf_counter() - t0
-        self._say(f"scoring it, an untrained network and the swap on {len(task.q_y)} query images ...")
-        acc, pred = query_accuracy(net, task, self.device, c.tau)
-        other = other_images(p_data, classes, len(task.p_x))
-        if other is not None: other = to_float(adapt_images(other, c.in_channels, c.image_size)).to(self.device)
-        floors = {k: query_accuracy(f, task, self.device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
+        r = run_demo(model, task, other_images(p_data, classes, len(task.p_x)), self.device, self._say)
         names = [self.classes.options[[v for _, v in self.classes.options].index(k)][0] for k in task.classes]
         notes.append(f"checkpoint: {self.checkpoint_path.name}" + ('' if self.checkpoint.value.strip() else
                      f" (the demo checkpoint of {_checkpoint_source(self.dataset.value)}; for a better one: "
@@ -507,13 +531,13 @@ class PudNetDemo:
         seen = sorted(set(classes) & set(_meta_train_classes(self.dataset.value, p_data))) if not self.checkpoint.value.strip() else []
         if seen: notes.append(f"the demo checkpoint was meta-trained on {', '.join(dict(zip(task.classes, names))[k] for k in seen)}: "
                               f"these classes are not unseen")
-        return {'task': task, 'net': net, 'pred': pred, 'acc': acc, 'seconds': seconds, 'floors': floors,
-                'names': names, 'notes': notes, 'arch': c.arch, 'n_params': sum(q.numel() for q in net.parameters()), 'model': model}
+        r.names, r.notes = names, notes
+        return r
 
     @staticmethod
-    def _floor_names(r: dict) -> dict: return {FLOOR_NAMES[k]: a for k, a in r['floors'].items()}
+    def _floor_names(r: DemoResult) -> dict: return {FLOOR_NAMES[k]: a for k, a in r.floors.items()}
 
-    def _race(self, r: dict, stop: threading.Event):
+    def _race(self, r: DemoResult, stop: threading.Event):
         "Adam from scratch on the same P, one plot update per epoch; then the look-inside views."
         n_epochs, curve, trained = self.epochs.value, {'acc': {}, 'seconds': {}}, {}
         self.race_bar.max, self.race_bar.value, self.race_bar.bar_style = n_epochs, 0, ''
@@ -521,27 +545,27 @@ class PudNetDemo:
         def on_epoch(epoch, acc, seconds, net, head):
             curve['acc'][epoch], curve['seconds'][epoch], trained['net'] = acc, seconds, net
             self.race_bar.value = epoch
-            self.race_text.value = f"epoch {epoch}/{n_epochs}: Adam {acc:.1%} after {seconds:.2f} s (PudNet: {r['acc']:.1%} in {r['seconds']:.2f} s)"
-            self._show('race', race_figure(curve, r['acc'], r['seconds'], n_epochs, self._floor_names(r)))
+            self.race_text.value = f"epoch {epoch}/{n_epochs}: Adam {acc:.1%} after {seconds:.2f} s (PudNet: {r.acc:.1%} in {r.seconds:.2f} s)"
+            self._show('race', race_figure(curve, r.acc, r.seconds, n_epochs, self._floor_names(r)))
             return stop.is_set()
         try:
-            c = r['model'].config
-            train_from_scratch(r['task'], c.arch, range(1, n_epochs + 1), width=c.width, device=self.device, on_epoch=on_epoch)
+            c = r.model.config
+            train_from_scratch(r.task, c.arch, range(1, n_epochs + 1), width=c.width, device=self.device, on_epoch=on_epoch)
             if stop.is_set(): self.race_text.value += ' (stopped)'; return
             self.race_bar.bar_style = 'success'
             self.race_text.value = 'Race finished. ' + self.race_text.value
-            self._show('weights', weight_histograms(r['net'], trained['net']))
+            self._show('weights', weight_histograms(r.net, trained['net']))
             self._show('sketches', self._sketch_view(r))
-            self.result['curve'] = curve
+            r.curve = curve
         except Exception as e:
             self.race_bar.bar_style = 'danger'
             self.race_text.value = f"<span style='color:#c62828'>the race failed: {type(e).__name__}: {e}</span>"
             self.log.append_stdout(traceback.format_exc())
 
-    def _sketch_view(self, r: dict, n_other: int = 6) -> go.Figure:
+    def _sketch_view(self, r: DemoResult, n_other: int = 6) -> go.Figure:
         "This P's sketch among those of other random P's: same classes (resampled) and other class subsets of the same data."
         p_data, _ = _dataset(self.dataset.value)
-        task, per_class = r['task'], self.per_class.value
+        task, per_class = r.task, self.per_class.value
         all_classes = sorted(set(p_data.y.tolist()))
         ways = task.ways
         same = [demo_task(p_data, None, task.classes, per_class, seed=s).p_x for s in range(1, n_other + 1)]
@@ -550,7 +574,7 @@ class PudNetDemo:
                  for _ in range(n_other)] if len(all_classes) > ways else []
         groups = {'this P': [task.p_x], 'same classes, other images': same}
         if other: groups['random other classes'] = other
-        return sketch_map(r['model'], groups)
+        return sketch_map(r.model, groups)
 
     def wait(self, timeout: float | None = None) -> bool:
         "Wait for the race to finish; True when it has."

@@ -108,6 +108,9 @@ def test_demo_notebook_in_chromium(jupyterlab):
             status.wait_for(timeout=90_000)
             text = status.inner_text()
             assert 'PudNet predicted a convnet3' in text and '%' in text, text
+            # the floors beside PudNet, with numbers: an untrained network and the swap, scored the same way
+            assert 'Scored the same way: an untrained network' in text and "predicted from the other classes' images" in text, text
+            assert text.count('%') >= 3, text
             page.locator('.pudnet-demo', has_text='Race finished').wait_for(timeout=180_000)  # Adam's 10 epochs, live
             plots = page.locator('.pudnet-demo .js-plotly-plot')
             page.wait_for_function("document.querySelectorAll('.pudnet-demo .js-plotly-plot').length >= 6", timeout=60_000)
