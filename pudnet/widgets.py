@@ -190,9 +190,9 @@ def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}}, 
                              marker=dict(symbol='star', size=16, color='#1565c0'),
                              hovertemplate='PudNet: %{y:.1f}% after %{x:.2f} s<extra></extra>'))
     fig.add_hline(y=100 * pudnet_acc, line=dict(color='#1565c0', dash='dash', width=1))
-    for (name, acc_f), colour in zip((floors or {}).items(), ('#616161', '#8e24aa', '#00897b')):
+    for (name, acc_f), colour, where in zip((floors or {}).items(), ('#616161', '#8e24aa'), ('bottom right', 'top left')):
         fig.add_hline(y=100 * acc_f, line=dict(color=colour, dash='dot', width=1.5), annotation_text=f"{name}: {100 * acc_f:.1f}%",
-                      annotation_position='bottom left', annotation_font_color=colour)
+                      annotation_position=where, annotation_font_color=colour)  # opposite sides: close lines stay readable
     title = f"PudNet {100 * pudnet_acc:.1f}% in {pudnet_seconds:.2f} s"
     if ep:
         done = f"{ep[-1]}/{epochs}" if epochs else f"{ep[-1]}"
@@ -396,7 +396,7 @@ class PudNetDemo:
         self.classes = W.SelectMultiple(description='classes', rows=6, style=style)
         self.per_class = W.IntSlider(value=per_class, min=10, max=500, description='images per class', style=style)
         self.epochs = W.IntSlider(value=epochs, min=1, max=50, description='Adam epochs', style=style)
-        self.checkpoint = W.Text(value='' if checkpoint is None else str(checkpoint), placeholder='empty: digits checkpoint (cached)',
+        self.checkpoint = W.Text(value='' if checkpoint is None else str(checkpoint), placeholder="empty: the dataset's demo checkpoint",
                                  description='checkpoint', style=style, layout=W.Layout(width='480px'))
         self.button = W.Button(description='Predict', button_style='primary', icon='bolt', tooltip='predict a network for P')
         self.status = W.HTML()
