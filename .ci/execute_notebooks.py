@@ -3,6 +3,7 @@
 Usage: .venv/bin/python .ci/execute_notebooks.py nbs/00_data.ipynb [...]; then `nbdev_clean`.
 Slow/gpu cells keep whatever outputs they already had (from the real runs that produced the committed results).
 """
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +29,21 @@ def run(path: Path):
     for c in nb.cells:  # flagged cells keep their earlier outputs
         if c.cell_type == 'code' and _skip(c): c['outputs'] = old[id(c)]
     write_nb(nb, path)
+    _join_nested_sources(path)
     print(f'executed {path}')
+
+
+def _join(o):
+    "Join every list under a 'source' key back into one string (a plotly Image's `source` is a data URI, not lines)."
+    if isinstance(o, dict): return {k: ''.join(v) if k == 'source' and isinstance(v, list) else _join(v) for k, v in o.items()}
+    return [_join(v) for v in o] if isinstance(o, list) else o
+
+
+def _join_nested_sources(path: Path):
+    "execnb's writer splits every 'source' key into lines, also inside outputs, and its reader then fails on them: undo it there."
+    nb = json.loads(path.read_text())
+    for c in nb['cells']: c['outputs'] = [_join(o) for o in c.get('outputs', [])]
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 
 if __name__ == '__main__':

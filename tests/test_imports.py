@@ -25,3 +25,10 @@ def test_every_module_has_a_notebook():
                 if line.startswith('#| default_exp '): exported.add(line.split()[-1])
     assert set(MODULES) - {'__init__'} <= exported, f"modules without a notebook: {set(MODULES) - exported}"
     assert exported <= set(MODULES), f"notebooks whose module is missing (run nbdev_export): {exported - set(MODULES)}"
+
+
+def test_every_notebook_reads_with_execnb():
+    "nbdev reads notebooks with execnb: one output it cannot read (a nested 'source' split into lines) breaks every nbdev command."
+    from execnb.nbio import read_nb
+    for nb in sorted((REPO / 'nbs').rglob('*.ipynb')):
+        if '.ipynb_checkpoints' not in nb.parts: read_nb(nb)
