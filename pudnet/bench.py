@@ -22,7 +22,8 @@ from .baselines import train_from_scratch
 from .core import PAPER_MODEL, PudNet, PudNetConfig, atomic_write_bytes
 from .data import to_float
 from .evaluation import device_name, git_commit, make_record, mean_ci95, paired_difference, speedup
-from .fast import DevicePool, FastPredictor, autocast, fast_meta_train, predict_and_score, prototype_accuracy, sync
+from .fast import (
+    DevicePool, FastPredictor, autocast, fast_meta_train, median_seconds, predict_and_score, prototype_accuracy, sync)
 from .losses import CosineHead
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained, train_protonet
 from .results import FIXED_BN
@@ -91,7 +92,7 @@ class BenchConfig:
     p_per_class: int = 50  # meta-training task sizes
     q_per_class: int = 15
     width: int = 64
-    gen_rank: int | None = None
+    gen_rank: int | None = None  # generator rank (None: the architecture's, `ARCH_DEFAULTS`)
     lr: float = 1e-3
     amp: bool = True
     seed: int = 0
@@ -247,8 +248,8 @@ class Bench:
 # %% ../nbs/16_bench.ipynb #54c902a6
 def _model_config(cfg: BenchConfig, arch: str, pool: DevicePool, **changes) -> PudNetConfig:
     c, size = pool.x.shape[1], pool.x.shape[-1]
-    return PudNetConfig(arch=arch, in_channels=c, image_size=size, n_train_classes=len(pool.classes), width=cfg.width,
-                        gen_rank=cfg.gen_rank, **changes)
+    return PudNetConfig.for_arch(arch, in_channels=c, image_size=size, n_train_classes=len(pool.classes), width=cfg.width,
+                                 gen_rank=cfg.gen_rank, **changes)
 
 def _train_config(cfg: BenchConfig, ways: int, **changes) -> TrainConfig:
     settings = dict(steps=cfg.max_steps or 10**9, tasks_per_step=cfg.tasks_per_step, ways=ways, p_per_class=cfg.p_per_class,
@@ -295,13 +296,8 @@ def time_predict(model: PudNet, task, device, amp: bool, runs: int = 20) -> dict
     "Median seconds of FastPredictor.predict and PudNet.predict on `task`'s P (on `device`)."
     fp = FastPredictor(model, amp=amp, sample_size=None)  # every table reads all of P, as the fixed networks do
     p = to_float(task.p_x.to(device))
-    def timed(fn, n):
-        out = []
-        for i in range(n + 3):
-            sync(device); t = time.perf_counter(); fn(); sync(device)
-            if i >= 3: out.append(time.perf_counter() - t)
-        return statistics.median(out)
-    return {'fast': timed(lambda: fp.predict(p), runs), 'module': timed(lambda: model.predict(p), max(3, runs // 4)), 'n_p': len(p)}
+    return {'fast': median_seconds(lambda: fp.predict(p), device, runs),
+            'module': median_seconds(lambda: model.predict(p), device, max(3, runs // 4)), 'n_p': len(p)}
 
 # %% ../nbs/16_bench.ipynb #ffa3f640
 def finetune_predicted(model: PudNet, task, epochs=(1, 5), lr: float = 1e-4, batch_size: int = 32, device='cpu',

@@ -5,6 +5,7 @@
 # %% ../nbs/11_cli.ipynb #142ac6ef
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -12,13 +13,16 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import fields
 from pathlib import Path
+from typing import get_type_hints
 
 import torch
 import torch.distributed as dist
+from fastcore.docments import docments
 from fastcore.script import anno_parser
 
-from .core import PudNet, PudNetConfig, save_network
+from .core import ARCH_DEFAULTS, PudNet, PudNetConfig, save_network
 from .data import MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float
 from .evaluation import compare, format_table, user_tasks, write_records
 from .fast import SAMPLE_SIZE, FastPredictor
@@ -26,7 +30,7 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig, meta_train
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'demo', 'train', 'evaluate', 'predict', 'bench', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'config_options', 'demo', 'train', 'evaluate', 'predict', 'bench', 'command_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #c3a9e002
 def _at_least(least: int, **counts):
@@ -142,6 +146,37 @@ def _print_history(history: list):
         print(f"meta-training: {len(history)} steps, {history[-1]['seconds']:.0f} s; last {len(last)} steps: "
               f"loss {sum(h['loss'] for h in last) / len(last):.3f}, query accuracy {sum(h['acc'] for h in last) / len(last):.3f}")
 
+# %% ../nbs/11_cli.ipynb #74f79c6c
+def _default_text(name: str, default) -> str:
+    "How `--help` states a config field's default: the architecture's where `ARCH_DEFAULTS` sets it."
+    if not any(name in d for d in ARCH_DEFAULTS.values()): return f"default: {default}"
+    return "default: " + ', '.join(f"{arch} {d.get(name, default)}" for arch, d in ARCH_DEFAULTS.items())
+
+def config_options(*classes, but: tuple = ()):
+    "Decorator: each field of the dataclasses `classes` (except `but` and the command's own arguments) becomes a keyword option."
+    def add(command):
+        sig = inspect.signature(command, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
+        helps = {}
+        for cls in classes:
+            hints, docs = get_type_hints(cls), docments(cls)
+            for f in fields(cls):
+                if f.name in but or f.name in sig.parameters or f.name in helps: continue
+                anno = hints[f.name]  # a switch keeps its default (for --no-NAME); other options: None, the config's own
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=anno,
+                                                default=f.default if anno is bool else None))
+                helps[f.name] = f"{docs[f.name]} ({cls.__name__}; {_default_text(f.name, f.default)})"
+        command.__signature__, command.option_help = sig.replace(parameters=params), helps
+        return command
+    return add
+
+def _split_options(options: dict, *classes) -> list:
+    "`options` (name -> value; None: the default) as one dict per dataclass of `classes`; an unknown name is refused."
+    names = [{f.name for f in fields(cls)} for cls in classes]
+    unknown = set(options) - set().union(*names)
+    if unknown: raise TypeError(f"unknown option(s) {sorted(unknown)}: not a field of {', '.join(c.__name__ for c in classes)}")
+    return [{k: v for k, v in options.items() if k in n and v is not None} for n in names]
+
 # %% ../nbs/11_cli.ipynb #a16821a9
 def demo(steps: int = 300,  # meta-training steps (4 tasks each)
          test_tasks: int = 100,  # unseen-digit tasks to evaluate PudNet on
@@ -156,7 +191,7 @@ def demo(steps: int = 300,  # meta-training steps (4 tasks each)
     epochs, out = _epochs(epochs), _check_output_folder(out)
     torch.manual_seed(seed)
     data = load_protocol_data('digits-set')
-    model = PudNet(PudNetConfig(arch='convnet3', in_channels=1, image_size=28, n_train_classes=len(data.train_classes)))
+    model = PudNet(PudNetConfig.for_arch('convnet3', in_channels=1, image_size=28, n_train_classes=len(data.train_classes)))
     cfg = TrainConfig(steps=steps, tasks_per_step=4, ways=4, p_per_class=40, q_per_class=15, seed=seed)
     ckpt = out / 'pudnet-digits.safetensors'
     print(f"PudNet demo: meta-training on digits {data.train_classes} ({steps} steps x {cfg.tasks_per_step} tasks), "
@@ -184,6 +219,7 @@ def _init_distributed(device: str) -> tuple:
     return device, dist.get_rank()
 
 # %% ../nbs/11_cli.ipynb #5ac1def0
+@config_options(PudNetConfig, TrainConfig, but=('in_channels', 'image_size', 'n_train_classes', 'ways'))
 def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to use
           arch: str = 'convnet3',  # target network: convnet3, resnet18, resnet34
           steps: int = 1000,  # Adam steps
@@ -191,37 +227,29 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
           p_per_class: int = None,  # images per class in P (default: the protocol's, at most 100)
           q_per_class: int = 15,  # query images per class
           lr: float = 1e-3,  # learning rate
-          eta: float = None,  # initial residual weight (default: 0.1 for convnet3, 0.5 for ResNets, as in the paper)
-          gen_rank: int = None,  # factorised generators of this rank (default: full for convnet3, 16 for ResNets)
-          no_context: bool = False,  # ablation: no AHRU
-          no_metric: bool = False,  # ablation: no prototype loss L_1
-          no_head: bool = False,  # ablation: no auxiliary head loss L_2
-          no_kl: bool = False,  # ablation: no consistency loss L_3
-          no_fan_in: bool = False,  # do not scale generated kernels by sqrt(2/fan_in)
           checkpoint: str = 'runs/pudnet.safetensors',  # checkpoint path (resumed if it exists)
           checkpoint_every: int = 50,  # steps between checkpoints
           seed: int = 0,  # seed of initialisation and task sampling
           data_root: str = None,  # folder of the datasets (default: shared copies, else torchvision's cache)
           download: bool = False,  # let torchvision download missing datasets (needs internet)
           device: str = 'cpu',  # cpu or cuda
-          quiet: bool = False):  # no progress bars
+          quiet: bool = False,  # no progress bars
+          **options):  # any field of PudNetConfig or TrainConfig, e.g. eta=0.5, use_kl_loss=False
     "Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per device)."
     _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class,
-              gen_rank=gen_rank, checkpoint_every=checkpoint_every)
+              gen_rank=options.get('gen_rank'), checkpoint_every=checkpoint_every)
     _positive_finite(lr=lr)
     _check_output_file(checkpoint, '--checkpoint', datasets=data_root or shared_data_root())
     device, rank = _init_distributed(_check_device(device))
     quiet = quiet or rank != 0
     p = get_protocol(protocol)
     data = load_protocol_data(p, data_root, download)
-    resnet = arch != 'convnet3'
-    config = PudNetConfig(arch=arch, in_channels=p.channels, image_size=p.image_size, n_train_classes=len(data.train_classes),
-                          eta=(0.5 if resnet else 0.1) if eta is None else eta, gen_rank=(16 if resnet else None) if gen_rank is None else gen_rank,
-                          use_context=not no_context, fan_in_scale=not no_fan_in)
+    model_options, train_options = _split_options(options, PudNetConfig, TrainConfig)
+    config = PudNetConfig.for_arch(arch, in_channels=p.channels, image_size=p.image_size, n_train_classes=len(data.train_classes),
+                                   **model_options)
     cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=p.ways,
                       p_per_class=min(p.p_per_class or 100, 100) if p_per_class is None else p_per_class,
-                      q_per_class=q_per_class, lr=lr, seed=seed, use_metric_loss=not no_metric, use_head_loss=not no_head,
-                      use_kl_loss=not no_kl, checkpoint_every=checkpoint_every)
+                      q_per_class=q_per_class, lr=lr, seed=seed, checkpoint_every=checkpoint_every, **train_options)
     torch.manual_seed(seed)
     model = PudNet(config).to(device)
     if rank == 0: print(f"meta-training {arch} on {protocol} ({len(data.train_classes)} classes), {steps} steps, checkpoint {checkpoint}")
@@ -364,9 +392,16 @@ def _usage(asked: bool) -> int:
     for name, fn in COMMANDS.items(): print(f"  {name:<9} {fn.__doc__}")
     return 0 if asked else 2
 
+def command_parser(name: str):
+    "The argument parser of `pudnet NAME`: the command's arguments (`anno_parser`) and its config options, explained."
+    command = COMMANDS[name]
+    parser = anno_parser(command, prog=f'pudnet {name}')
+    for action in parser._actions: action.help = getattr(command, 'option_help', {}).get(action.dest, action.help)
+    return parser
+
 def _run(name: str, argv: list, debug: bool) -> int:
     "Parse `argv` for command `name` and run it; an expected error becomes one line on stderr. The exit status."
-    try: args = vars(anno_parser(COMMANDS[name], prog=f'pudnet {name}').parse_args(argv))
+    try: args = vars(command_parser(name).parse_args(argv))
     except SystemExit as e: return e.code or 0  # argparse printed the help, or its usage and error
     args.pop('pdb', None)
     args.pop('xtra', None)

@@ -26,13 +26,16 @@ from .sketch import DatasetSketch
 from .targets import TARGETS, build_target, feature_dim, fresh_bn_buffers, predicted_shapes, shared_parameters, target_forward
 
 # %% auto #0
-__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier',
+__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier',
            'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors', 'save_network',
            'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
 PAPER_MODEL = {'head': 'linear', 'generator_init': 'paper', 'code_norm': False}  # the paper's reading of the switches we changed
 LEGACY_MODEL = PAPER_MODEL  # checkpoints written before these switches existed were trained this way
+# each architecture's defaults, the one place they live: the paper's eta (0.5 for the ResNets); rank-16 generators for the
+# ResNets keep a ResNet-18 PudNet near the target's size (full ones hold about 7x its parameters)
+ARCH_DEFAULTS = {'convnet3': {'eta': 0.1}, 'resnet18': {'eta': 0.5, 'gen_rank': 16}, 'resnet34': {'eta': 0.5, 'gen_rank': 16}}
 
 @dataclass
 class PudNetConfig:
@@ -69,6 +72,12 @@ class PudNetConfig:
         if self.sketch_pool not in ('mean', 'attention'): raise ValueError(f"sketch_pool must be 'mean' or 'attention', got {self.sketch_pool!r}")
         if self.head not in ('cosine', 'linear'): raise ValueError(f"head must be 'cosine' or 'linear', got {self.head!r}")
         if not (math.isfinite(self.tau) and self.tau > 0): raise ValueError(f"tau must be a positive finite number, got {self.tau}")
+
+    @classmethod
+    def for_arch(cls, arch: str = 'convnet3', **changes) -> PudNetConfig:
+        "A config for `arch` with its `ARCH_DEFAULTS`, then `changes` (None values are ignored: they mean 'the default')."
+        if arch not in ARCH_DEFAULTS: raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCH_DEFAULTS)}")
+        return cls(arch=arch, **{**ARCH_DEFAULTS[arch], **{k: v for k, v in changes.items() if v is not None}})
 
     @classmethod
     def paper(cls, **changes) -> PudNetConfig:

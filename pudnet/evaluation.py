@@ -20,6 +20,7 @@ from fastprogress.fastprogress import progress_bar
 from .baselines import train_from_scratch
 from .core import PrototypeClassifier, PudNet, atomic_write_bytes
 from .data import ImageData, adapt_images, to_float
+from .fast import sync
 from .tasks import Task, sample_task
 
 # %% auto #0
@@ -41,9 +42,6 @@ def paired_difference(a, b) -> tuple:
     return mean_ci95([x - y for x, y in zip(a, b)])
 
 # %% ../nbs/10_evaluation.ipynb #7bc88e14
-def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-
 def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = False, warmup: int = 1) -> dict:
     "Prototype accuracy on Q of the network PudNet predicts from each task's P, and predict seconds per task."
     model = model.to(device).eval()
@@ -51,9 +49,9 @@ def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = F
     for i, t in enumerate(progress_bar(tasks, leave=False) if progress else tasks):
         p = to_float(t.p_x).to(device)
         for _ in range(warmup if i == 0 else 0): model.predict(p)  # warm-up (allocations, lazy init)
-        _sync(device); t0 = time.perf_counter()
+        sync(device); t0 = time.perf_counter()
         net = model.predict(p)
-        _sync(device); secs.append(time.perf_counter() - t0)
+        sync(device); secs.append(time.perf_counter() - t0)
         clf = PrototypeClassifier.from_labelled(net, to_float(t.shot_x).to(device), t.shot_y.to(device), model.config.tau)
         with torch.no_grad():
             pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in t.q_x.split(1024)])

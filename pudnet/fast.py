@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -22,9 +23,9 @@ from .targets import build_target, fresh_bn_buffers
 from .training import HISTORY_KEYS, TrainConfig, random_affine
 
 # %% auto #0
-__all__ = ['SAMPLE_SIZE', 'SAMPLE_SIZES', 'autocast', 'sync', 'DevicePool', 'training_template', 'batched_features',
-           'augment_images', 'batched_task_losses', 'fast_meta_train', 'sample_indices', 'FastPredictor',
-           'prototype_accuracy', 'predict_and_score', 'sample_size_curve']
+__all__ = ['WARMUP', 'SAMPLE_SIZE', 'SAMPLE_SIZES', 'autocast', 'sync', 'median_seconds', 'DevicePool', 'training_template',
+           'batched_features', 'augment_images', 'batched_task_losses', 'fast_meta_train', 'sample_indices',
+           'FastPredictor', 'prototype_accuracy', 'predict_and_score', 'sample_size_curve']
 
 # %% ../nbs/14_fast.ipynb #769bf0aa
 def autocast(device, enabled: bool = True):
@@ -36,6 +37,16 @@ def autocast(device, enabled: bool = True):
 def sync(device) -> None:
     "Wait for the device's queued work (CUDA), so that timers measure it."
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+WARMUP = 3  # untimed calls before every timing
+
+def median_seconds(fn, device, runs: int, warmup: int = WARMUP) -> float:
+    "Median wall-clock seconds of `fn()` over `runs` calls after `warmup` untimed ones (synchronised on CUDA)."
+    times = []
+    for i in range(warmup + runs):
+        sync(device); t0 = time.perf_counter(); fn(); sync(device)
+        if i >= warmup: times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 class DevicePool:
     "Images of `classes` of `data` on `device`, with a (classes x images) index table for sampling tasks there."

@@ -18,13 +18,14 @@ from .baselines import train_from_scratch
 from .core import PudNet, PudNetConfig
 from .data import to_float
 from .evaluation import device_name, git_commit, make_record, speedup, write_records
-from .fast import SAMPLE_SIZE, DevicePool, FastPredictor, fast_meta_train, prototype_accuracy, sync
+from .fast import (
+    SAMPLE_SIZE, WARMUP, DevicePool, FastPredictor, fast_meta_train, median_seconds, prototype_accuracy, sync)
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig
 
 # %% auto #0
-__all__ = ['WARMUP', 'SpeedConfig', 'median_seconds', 'peak_memory_mb', 'adam_race', 'meta_train_rate', 'task_speed',
-           'speed_records', 'run_speed', 'summary_line']
+__all__ = ['SpeedConfig', 'peak_memory_mb', 'adam_race', 'meta_train_rate', 'task_speed', 'speed_records', 'run_speed',
+           'summary_line']
 
 # %% ../nbs/19_speed.ipynb #cf7246ae
 @dataclass
@@ -40,15 +41,6 @@ class SpeedConfig:
     max_epochs: int = 20  # Adam's epochs at most in the race
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
 
-WARMUP = 3  # untimed calls before every timing
-
-def median_seconds(fn, device, runs: int, warmup: int = WARMUP) -> float:
-    "Median wall-clock seconds of `fn()` over `runs` calls after `warmup` untimed ones (synchronised on CUDA)."
-    times = []
-    for i in range(warmup + runs):
-        sync(device); t0 = time.perf_counter(); fn(); sync(device)
-        if i >= warmup: times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 def _status_kb(key: str) -> int:
     "A memory line of /proc/self/status, in kB."
@@ -112,7 +104,7 @@ def _model_for(cfg: SpeedConfig, pool: DevicePool, ways: int, checkpoint, device
     if checkpoint is not None:
         return PudNet.load(checkpoint, arch=cfg.arch, map_location=device).eval(), None
     c, size = pool.x.shape[1], pool.x.shape[-1]
-    model = PudNet(PudNetConfig(arch=cfg.arch, in_channels=c, image_size=size, n_train_classes=len(pool.classes))).to(device)
+    model = PudNet(PudNetConfig.for_arch(cfg.arch, in_channels=c, image_size=size, n_train_classes=len(pool.classes))).to(device)
     fast_meta_train(model, pool, TrainConfig(steps=cfg.train_steps, tasks_per_step=cfg.tasks_per_step, ways=ways), amp=cfg.amp)
     return model.eval(), cfg.train_steps
 

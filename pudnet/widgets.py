@@ -74,7 +74,8 @@ def demo_checkpoint(dataset: str = 'digits',  # a dataset of `DEMO_PROTOCOLS`: t
     data, classes = _demo_data(source)
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's random state
         torch.manual_seed(0)
-        model = PudNet(PudNetConfig(arch='convnet3', in_channels=data.shape[0], image_size=data.shape[-1], n_train_classes=len(classes)))
+        model = PudNet(PudNetConfig.for_arch('convnet3', in_channels=data.shape[0], image_size=data.shape[-1],
+                                             n_train_classes=len(classes)))
     ways = get_protocol(DEMO_PROTOCOLS[source]).ways
     meta_train(model, data, classes, TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=ways, checkpoint_every=10),
                checkpoint=partial, progress=progress)

@@ -65,3 +65,23 @@ def test_bench_speed_writes_its_records(tmp_path, digits_checkpoint):
     assert 'meta-training:' in out and ('speed-up' in out or 'never reached' in out), out
     records = json.loads((tmp_path / 'digits-set' / 'records.json').read_text())
     assert [r['method'] for r in records][-1] == 'meta-training' and records[0]['checkpoint'] == str(digits_checkpoint)
+
+def test_train_and_bench_build_the_same_config(tmp_path, monkeypatch):
+    """One source of defaults: for the same architecture the CLI and the bench make the same PudNetConfig (a ResNet: eta 0.5,
+    rank-16 generators), and the config options (`--eta`, `--no-use_kl_loss`) reach the configs meta-training gets."""
+    from types import SimpleNamespace
+    from pudnet import bench, cli
+    from pudnet.tasks import get_protocol
+    seen = []
+    monkeypatch.setattr(cli, 'meta_train', lambda model, data, classes, cfg, **kw: seen.append((model.config, cfg)) or [])
+    p = get_protocol('digits-set')
+    pool = SimpleNamespace(x=torch.zeros(1, p.channels, p.image_size, p.image_size), classes=list(range(6)))
+    assert cli.main(['train', '--arch', 'resnet18', '--steps', '1', '--checkpoint', str(tmp_path / 'a.safetensors'), '--quiet']) == 0
+    model_config, _ = seen[-1]
+    assert model_config == bench._model_config(bench.bench_config('cpu'), 'resnet18', pool)
+    assert (model_config.eta, model_config.gen_rank) == (0.5, 16)
+    assert cli.main(['train', '--eta', '0.3', '--no-use_kl_loss', '--sketch_labels', '--steps', '1',
+                     '--checkpoint', str(tmp_path / 'b.safetensors'), '--quiet']) == 0
+    model_config, train_config = seen[-1]
+    assert model_config == bench._model_config(bench.bench_config('cpu'), 'convnet3', pool, eta=0.3, sketch_labels=True)
+    assert (train_config.use_kl_loss, train_config.use_head_loss) == (False, True)
