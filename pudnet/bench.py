@@ -337,167 +337,269 @@ def finetune_predicted(model: PudNet, task, epochs=(1, 5), lr: float = 1e-4, bat
 def _fewshot_tasks(data, shots: int, n: int) -> list:
     return [sample_task(data.test_p, data.test_q, data.test_classes, 5, shots, 15, shots, seed=10_000 + i) for i in range(n)]
 
-def bench_source(bench: Bench, protocols: list) -> None:
-    "Meta-train and score PudNet and every baseline on `protocols` (which share one source dataset)."
-    cfg, dev = bench.cfg, bench.device
-    datas = {}
-    for i, name in enumerate(protocols):
-        t = time.perf_counter()
-        datas[name] = load_protocol_data(name, meta_train=(i == 0))
-        bench.log(f"loaded {name} in {time.perf_counter() - t:.1f} s")
-    main = protocols[0]
-    src = datas[main]
-    pool = DevicePool(src.meta_train, src.train_classes, dev, cfg.seed)
-    ways = min(get_protocol(main).ways, len(src.train_classes))
-    tasks = {n: protocol_tasks(d, min(cfg.protocol_tasks.get(n, cfg.n_tasks), get_protocol(n).n_tasks)) for n, d in datas.items()}
-    fewshot = {}
-    if main == 'cifar100-set' and cfg.fewshot_tasks:
-        fewshot = {f'{main} 5-way {k}-shot': _fewshot_tasks(src, k, cfg.fewshot_tasks) for k in (1, 5)}
-    curve_tasks = tasks[main][:cfg.curve_tasks] if cfg.curve_points else []
-    arch = cfg.arch
+def _variant_method(variant: str) -> str:  # the method name of a PudNet row
+    return 'PudNet' if variant == 'full PudNet' else f'PudNet {variant}'
 
-    def score_net(method, net, info=None):  # every fixed network twice: BatchNorm statistics from P (as PudNet), and its own
+def _ablation_label(name: str, reference: str) -> str:
+    return _variant_method(name) + ' (ablation reference)' if name == reference else f'PudNet {name}'
+
+def _short(info: dict) -> dict:  # what the rows of a trained PudNet carry of its training
+    return {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
+
+class _SourceRun:
+    "What the steps of `bench_source` share for one source dataset: its data, tasks and pool, and what they trained."
+    def __init__(self, bench: Bench, protocols: list):
+        cfg = self.cfg = bench.cfg
+        self.bench, self.dev, self.arch = bench, bench.device, cfg.arch
+        datas = self.load(protocols)
+        main = self.main = protocols[0]
+        src = datas[main]
+        self.pool = DevicePool(src.meta_train, src.train_classes, self.dev, cfg.seed)
+        self.ways = min(get_protocol(main).ways, len(src.train_classes))
+        self.tasks = {n: protocol_tasks(d, min(cfg.protocol_tasks.get(n, cfg.n_tasks), get_protocol(n).n_tasks))
+                      for n, d in datas.items()}
+        self.fewshot = {}  # 5-way 1-shot and 5-shot tasks, on cifar100-set only
+        if main == 'cifar100-set' and cfg.fewshot_tasks:
+            self.fewshot = {f'{main} 5-way {k}-shot': _fewshot_tasks(src, k, cfg.fewshot_tasks) for k in (1, 5)}
+        self.curve_tasks = self.tasks[main][:cfg.curve_tasks] if cfg.curve_points else []
+        self.meta_tasks = [sample_task(src.meta_train, None, src.train_classes, self.ways, cfg.p_per_class, None,
+                                       min(10, cfg.p_per_class), seed=SWAP_SEED + i) for i in range(cfg.swap_tasks)]
+        swap = cfg.swap_protocols
+        self.swapped = [n for n in self.tasks if swap is None or n in swap] if cfg.swap_tasks else []
+        self.trained, self.pud, self.pud_method = None, {}, 'PudNet'  # the first main PudNet: (model, info), scores
+        self.pre = self.pre_head = None  # the Pretrained network and its info; its head
+        self.ref_steps = self.ref_seconds = None  # the ablation reference's steps and time (training and scoring)
+
+    def load(self, protocols: list) -> dict:
+        "Each protocol's data (the meta-train images of the first only), logging the time each took."
+        datas = {}
+        for i, name in enumerate(protocols):
+            t = time.perf_counter()
+            datas[name] = load_protocol_data(name, meta_train=(i == 0))
+            self.bench.log(f"loaded {name} in {time.perf_counter() - t:.1f} s")
+        return datas
+
+    def score_net(self, method: str, net, info: dict = None) -> None:
+        "Score a fixed network on every task twice: BatchNorm statistics from P (as PudNet), and its own."
         for bn, suffix in (('task', ''), ('fixed', FIXED_BN)):
-            for n, ts in {**tasks, **fewshot}.items():
-                r = evaluate_feature_net(net, ts, dev, cfg.amp, bn=bn)
-                bench.add(n, method + suffix, arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
-    meta_tasks = [sample_task(src.meta_train, None, src.train_classes, ways, cfg.p_per_class, None, min(10, cfg.p_per_class),
-                              seed=SWAP_SEED + i) for i in range(cfg.swap_tasks)]
-    swapped = [n for n in tasks if cfg.swap_protocols is None or n in cfg.swap_protocols] if cfg.swap_tasks else []
-    def swap_rows(model, method, protocols, own=None, group='swap', **extra):  # the swap test (untimed), the weights' spread
+            for n, ts in {**self.tasks, **self.fewshot}.items():
+                r = evaluate_feature_net(net, ts, self.dev, self.cfg.amp, bn=bn)
+                self.bench.add(n, method + suffix, self.arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
+
+    def swap_rows(self, model: PudNet, method: str, protocols: list, own: dict = None, group: str = 'swap',
+                  **extra) -> None:
+        "The swap test (untimed) on the first `swap_tasks` tasks of each of `protocols`, and the weights' spread."
+        cfg = self.cfg
         for n in protocols:
-            ts = tasks[n][:cfg.swap_tasks]
-            accs = swap_test(model, ts, meta_tasks, dev, cfg.amp, None if own is None else own[n][:len(ts)])
-            spread = weight_spread(model, ts, dev)
+            ts = self.tasks[n][:cfg.swap_tasks]
+            accs = swap_test(model, ts, self.meta_tasks, self.dev, cfg.amp, None if own is None else own[n][:len(ts)])
+            spread = weight_spread(model, ts, self.dev)
             for name, a in accs.items():
                 gap, ci = paired_difference(accs['own P'], a)
-                bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a), group=group, swap=name,
-                          gap=gap, gap_ci95=ci, spread=spread, bn='task', **extra)
+                self.bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a),
+                               group=group, swap=name, gap=gap, gap_ci95=ci, spread=spread, bn='task', **extra)
 
-    # 1. PudNet: the paper's version, then any other `main_variants` (e.g. prototype loss only), each scored on everything
-    trained, pud, pud_method = None, {}, 'PudNet'
-    for variant in cfg.main_variants:
+    def swap_scored(self, model: PudNet, method: str, scored: dict, short: dict) -> None:
+        "The swap test on `swapped` of a PudNet scored everywhere (its scores `scored` are the own-P rows)."
+        if self.swapped:
+            own = {n: s['acc'] for n, s in scored.items()}
+            self.bench.part(f'{method} swap test', self.swap_rows, model, method, self.swapped, own, **short)
+
+    def main_variant(self, variant: str) -> None:
+        "Meta-train PudNet `variant` (of `ABLATIONS`) with the 'pudnet' share, score it everywhere, swap-test it."
+        bench, arch, main = self.bench, self.arch, self.main
         mch, tch = ABLATIONS[variant]
-        method = 'PudNet' if variant == 'full PudNet' else f'PudNet {variant}'
-        res = bench.part(f'{method} {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} {method}', arch, pool, ways,
-                         bench.share('pudnet'), curve_tasks, mch, tch, need=10, share='pudnet')
-        if not res: continue
-        first = trained is None
-        if first: trained, pud_method = res, method  # the scratch-task rows and fine-tuning use this one
+        method = _variant_method(variant)
+        res = bench.part(f'{method} {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} {method}',
+                         arch, self.pool, self.ways, bench.share('pudnet'), self.curve_tasks, mch, tch,
+                         need=10, share='pudnet')
+        if not res: return
+        first = self.trained is None
+        if first: self.trained, self.pud_method = res, method  # the scratch-task rows and fine-tuning use this one
         model, info = res
-        short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
         scored = {}
-        def score_pudnet(model=model, short=short, method=method, first=first, changes={**mch, **tch}):
-            timing = time_predict(model, tasks[main][0], dev, cfg.amp, cfg.predict_runs) if cfg.predict_runs else None
-            if timing: bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, "
-                                 f"PudNet.predict {1000 * timing['module']:.2f} ms")
-            for n, ts in {**tasks, **fewshot}.items():
-                s = scored[n] = _score(model, ts, dev, cfg.amp)
-                if first: pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
-                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, predict_timing=timing if n == main else None, bn='task',
-                          **({'variant': changes} if changes else {}))
-        bench.part(f'{method} scoring', score_pudnet)
-        if swapped:
-            bench.part(f'{method} swap test', swap_rows, model, method, swapped, {n: s['acc'] for n, s in scored.items()}, **short)
+        bench.part(f'{method} scoring', self.score_pudnet, model, method, _short(info), {**mch, **tch}, first, scored)
+        self.swap_scored(model, method, scored, _short(info))
         del model, res
-        if dev.type == 'cuda': torch.cuda.empty_cache()
-    # 2. random network, Pretrained, Meta-Baseline, ProtoNet
-    from pudnet.meta_baselines import _features_net
-    bench.part('random network', lambda: score_net('Random network (untrained)', _features_net(pool, arch, cfg.width, cfg.seed)[0]))
-    pre = bench.part('Pretrained training', train_pretrained, pool, arch, cfg.width, cfg.max_epochs or 10**6, bench.share('pretrained'),
-                     amp=cfg.amp, seed=cfg.seed, return_head=True, need=5, share='pretrained')
-    pre, pre_head = (pre[:2], pre[2]) if pre else (None, None)
-    if pre: bench.part('Pretrained scoring', score_net, 'Pretrained', *pre)
-    if pre:
-        mb = bench.part('Meta-Baseline training', train_meta_baseline, pre[0], pool, _train_config(cfg, ways), bench.share('meta_baseline'),
-                        amp=cfg.amp, need=5, share='meta_baseline')
-        if mb: bench.part('Meta-Baseline scoring', score_net, 'Meta-Baseline', *mb)
-    # 2b. PudNet started from the Pretrained network (base kernels, shared parameters and head), at a lower learning rate;
-    #     first the starting point itself (the Pretrained network with each task's BatchNorm statistics), on the main protocol
-    def score_start():
-        m = PudNet(_model_config(cfg, arch, pool, base_weights=True)).to(dev).warm_start(pre[0], pre_head)
-        s = _score(m, tasks[main], dev, cfg.amp)
-        bench.add(main, 'PudNet, Pretrained start, before meta-training', arch, tasks[main], s['acc'], s['seconds'], steps=0,
-                  pretrain_seconds=pre[1]['train_seconds'])
-    if pre and cfg.pretrained_start: bench.part('Pretrained start before meta-training', score_start)
-    for variant in (cfg.pretrained_start if pre else ()):
+        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+
+    def score_pudnet(self, model: PudNet, method: str, short: dict, changes: dict, first: bool, scored: dict) -> None:
+        "Time a main PudNet's predict, then score it on every task into `scored` (and `pud`, if it is the `first`)."
+        cfg, main = self.cfg, self.main
+        timing = None
+        if cfg.predict_runs: timing = time_predict(model, self.tasks[main][0], self.dev, cfg.amp, cfg.predict_runs)
+        if timing:
+            self.bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, "
+                           f"PudNet.predict {1000 * timing['module']:.2f} ms")
+        for n, ts in {**self.tasks, **self.fewshot}.items():
+            s = scored[n] = _score(model, ts, self.dev, cfg.amp)
+            if first: self.pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
+            self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
+                           predict_timing=timing if n == main else None, bn='task',
+                           **({'variant': changes} if changes else {}))
+
+    def score_random(self) -> None:
+        "Score an untrained network (initialised from the bench's seed)."
+        from pudnet.meta_baselines import _features_net
+        net = _features_net(self.pool, self.arch, self.cfg.width, self.cfg.seed)[0]
+        self.score_net('Random network (untrained)', net)
+
+    def pretrained(self) -> None:
+        "Train and score Pretrained (kept with its head for the Pretrained-start rows), then Meta-Baseline from it."
+        bench, cfg = self.bench, self.cfg
+        pre = bench.part('Pretrained training', train_pretrained, self.pool, self.arch, cfg.width,
+                         cfg.max_epochs or 10**6, bench.share('pretrained'), amp=cfg.amp, seed=cfg.seed,
+                         return_head=True, need=5, share='pretrained')
+        if not pre: return
+        self.pre, self.pre_head = pre[:2], pre[2]
+        bench.part('Pretrained scoring', self.score_net, 'Pretrained', *self.pre)
+        mb = bench.part('Meta-Baseline training', train_meta_baseline, self.pre[0], self.pool,
+                        _train_config(cfg, self.ways), bench.share('meta_baseline'), amp=cfg.amp, need=5,
+                        share='meta_baseline')
+        if mb: bench.part('Meta-Baseline scoring', self.score_net, 'Meta-Baseline', *mb)
+
+    def pretrained_start(self) -> None:
+        """PudNets started from the Pretrained network (base kernels, shared parameters and head) at a lower learning
+        rate: first the starting point itself, on the main protocol, then each of `pretrained_start`. None without
+        Pretrained."""
+        if self.pre is None: return
+        if self.cfg.pretrained_start: self.bench.part('Pretrained start before meta-training', self.score_start)
+        for variant in self.cfg.pretrained_start: self.started_variant(variant)
+
+    def warm_start(self, model: PudNet) -> PudNet:
+        "Start `model` from the Pretrained network and its head."
+        return model.warm_start(self.pre[0], self.pre_head)
+
+    def score_start(self) -> None:
+        "Score the Pretrained start before meta-training: the Pretrained network with each task's BatchNorm statistics."
+        cfg, main = self.cfg, self.main
+        m = self.warm_start(PudNet(_model_config(cfg, self.arch, self.pool, base_weights=True)).to(self.dev))
+        s = _score(m, self.tasks[main], self.dev, cfg.amp)
+        self.bench.add(main, 'PudNet, Pretrained start, before meta-training', self.arch, self.tasks[main], s['acc'],
+                       s['seconds'], steps=0, pretrain_seconds=self.pre[1]['train_seconds'])
+
+    def started_variant(self, variant: str) -> None:
+        "Meta-train PudNet `variant` from the Pretrained start at `pretrained_start_lr`, score it, swap-test it."
+        bench, cfg, arch, main = self.bench, self.cfg, self.arch, self.main
         mch, tch = ABLATIONS[variant]
-        method = ('PudNet' if variant == 'full PudNet' else f'PudNet {variant}') + ', Pretrained start'
-        res = bench.part(f'{method} meta-training', train_pudnet, bench, f'{main} {arch} {method}', arch, pool, ways,
-                         bench.share('pretrained_start'), [], {**mch, 'base_weights': True}, {**tch, 'lr': cfg.pretrained_start_lr},
-                         init=lambda m: m.warm_start(pre[0], pre_head), need=10, share='pretrained_start')
-        if not res: continue
+        method = _variant_method(variant) + ', Pretrained start'
+        res = bench.part(f'{method} meta-training', train_pudnet, bench, f'{main} {arch} {method}', arch, self.pool,
+                         self.ways, bench.share('pretrained_start'), [], {**mch, 'base_weights': True},
+                         {**tch, 'lr': cfg.pretrained_start_lr}, init=self.warm_start, need=10,
+                         share='pretrained_start')
+        if not res: return
         model, info = res
-        short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
         scored = {}
-        def score_started(model=model, short=short, method=method, changes={**mch, **tch}):
-            for n, ts in {**tasks, **fewshot}.items():
-                s = scored[n] = _score(model, ts, dev, cfg.amp)
-                bench.add(n, method, arch, ts, s['acc'], s['seconds'], **short, pretrain_seconds=pre[1]['train_seconds'],
-                          variant={**changes, 'base_weights': True, 'lr': cfg.pretrained_start_lr})
-        bench.part(f'{method} scoring', score_started)
-        if swapped:
-            bench.part(f'{method} swap test', swap_rows, model, method, swapped, {n: s['acc'] for n, s in scored.items()}, **short)
-        del model, res
-    pn = bench.part('ProtoNet training', train_protonet, pool, _train_config(cfg, ways), arch, cfg.width, bench.share('protonet'),
-                    amp=cfg.amp, need=5, share='protonet')
-    if pn: bench.part('ProtoNet scoring', score_net, 'ProtoNet', *pn)
-    # 3. Adam / GC from scratch and fine-tuning, on the first scratch_tasks tasks of each protocol (before the ablations:
-    #    Table I comes first when the budget runs short)
-    for n, ts in tasks.items():
-        sub = ts[:cfg.scratch_tasks]
-        if not sub: continue
-        p_acc = statistics.fmean(pud[n]['acc'][:len(sub)]) if n in pud else None
-        p_sec = statistics.median(pud[n]['seconds'][:len(sub)]) if n in pud else None
-        if n in pud: bench.add(n, pud_method, arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)], subset='scratch tasks')
-        for method, gc in (('Adam scratch', False), ('GC scratch', True)):
-            def scratch():
-                runs = [train_from_scratch(t, arch, cfg.epochs, gc=gc, seed=t.seed, width=cfg.width, device=dev,
-                                           batch_size=cfg.scratch_batch) for t in sub]
-                curve = {e: (statistics.fmean(r['acc'][e] for r in runs), statistics.median(r['seconds'][e] for r in runs)) for e in cfg.epochs}
-                for e in cfg.epochs:
-                    bench.add(n, f'{method} {e} ep', arch, sub, [r['acc'][e] for r in runs], [r['seconds'][e] for r in runs], epochs=e,
-                              batch_size=cfg.scratch_batch,
-                              speedup_to_pudnet=speedup(p_acc, p_sec, curve) if p_acc is not None else None)
-            rate = 15_000 if dev.type == 'cuda' else 400  # rough images/s of scratch training, to skip what cannot finish
-            est = 0.8 * sum(len(t.p_x) for t in sub) * max(cfg.epochs) / rate
-            bench.part(f'{method} on {n}', scratch, need=est)
-        if trained and cfg.finetune_epochs:
-            def finetune():
-                runs = [finetune_predicted(trained[0], t, cfg.finetune_epochs, batch_size=cfg.scratch_batch, device=dev, amp=cfg.amp) for t in sub]
-                for e in cfg.finetune_epochs:
-                    bench.add(n, f'{pud_method} + fine-tuning {e} ep', arch, sub, [r['acc'][e] for r in runs], [r['seconds'][e] for r in runs],
-                              epochs=e, batch_size=cfg.scratch_batch, subset='scratch tasks')
-            bench.part(f'fine-tuning on {n}', finetune, need=1)
-    # 4. other targets and ablations: PudNet only, on the main protocol. The ablation rows (the reference first) all train
-    #    for the steps the reference reached in its time share, so they differ only in the switch they flip.
-    variants = [(f'PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
-    abl_arch = cfg.ablation_arch or arch
-    label = lambda name: (('PudNet' if name == 'full PudNet' else f'PudNet {name}') + ' (ablation reference)' if name == cfg.ablation_reference
-                          else f'PudNet {name}')
-    variants += [(label(name), abl_arch, *ABLATIONS[name], 'ablation') for name in cfg.ablations]
-    ref_steps = ref_seconds = None
-    for method, a, mch, tch, share in variants:
+        changes = {**mch, **tch, 'base_weights': True, 'lr': cfg.pretrained_start_lr}
+        bench.part(f'{method} scoring', self.score_started, model, method, _short(info), changes, scored)
+        self.swap_scored(model, method, scored, _short(info))
+
+    def score_started(self, model: PudNet, method: str, short: dict, changes: dict, scored: dict) -> None:
+        "Score a Pretrained-start PudNet on every task into `scored`."
+        for n, ts in {**self.tasks, **self.fewshot}.items():
+            s = scored[n] = _score(model, ts, self.dev, self.cfg.amp)
+            self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
+                           pretrain_seconds=self.pre[1]['train_seconds'], variant=changes)
+
+    def protonet(self) -> None:
+        "Train and score ProtoNet."
+        bench, cfg = self.bench, self.cfg
+        pn = bench.part('ProtoNet training', train_protonet, self.pool, _train_config(cfg, self.ways), self.arch,
+                        cfg.width, bench.share('protonet'), amp=cfg.amp, need=5, share='protonet')
+        if pn: bench.part('ProtoNet scoring', self.score_net, 'ProtoNet', *pn)
+
+    def scratch_rows(self) -> None:
+        "Adam / GC from scratch and fine-tuning PudNet's networks on the first `scratch_tasks` tasks of each protocol."
+        bench, cfg, pud = self.bench, self.cfg, self.pud
+        for n, ts in self.tasks.items():
+            sub = ts[:cfg.scratch_tasks]
+            if not sub: continue
+            p_acc = statistics.fmean(pud[n]['acc'][:len(sub)]) if n in pud else None
+            p_sec = statistics.median(pud[n]['seconds'][:len(sub)]) if n in pud else None
+            if n in pud:
+                bench.add(n, self.pud_method, self.arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)],
+                          subset='scratch tasks')
+            rate = 15_000 if self.dev.type == 'cuda' else 400  # rough images/s of scratch training, to skip what
+            est = 0.8 * sum(len(t.p_x) for t in sub) * max(cfg.epochs) / rate  # cannot finish
+            for method, gc in (('Adam scratch', False), ('GC scratch', True)):
+                bench.part(f'{method} on {n}', self.scratch, n, sub, method, gc, p_acc, p_sec, need=est)
+            if self.trained and cfg.finetune_epochs: bench.part(f'fine-tuning on {n}', self.finetune, n, sub, need=1)
+
+    def scratch(self, n: str, sub: list, method: str, gc: bool, p_acc: float, p_sec: float) -> None:
+        "Train from scratch with Adam (or GC) on the tasks `sub` of protocol `n` (PudNet's `p_acc`, `p_sec`: speedup)."
+        cfg = self.cfg
+        runs = [train_from_scratch(t, self.arch, cfg.epochs, gc=gc, seed=t.seed, width=cfg.width, device=self.dev,
+                                   batch_size=cfg.scratch_batch) for t in sub]
+        curve = {e: (statistics.fmean(r['acc'][e] for r in runs), statistics.median(r['seconds'][e] for r in runs))
+                 for e in cfg.epochs}
+        for e in cfg.epochs:
+            self.bench.add(n, f'{method} {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
+                           [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
+                           speedup_to_pudnet=speedup(p_acc, p_sec, curve) if p_acc is not None else None)
+
+    def finetune(self, n: str, sub: list) -> None:
+        "Fine-tune the networks the first main PudNet predicts for the tasks `sub` of protocol `n`."
+        cfg = self.cfg
+        runs = [finetune_predicted(self.trained[0], t, cfg.finetune_epochs, batch_size=cfg.scratch_batch,
+                                   device=self.dev, amp=cfg.amp) for t in sub]
+        for e in cfg.finetune_epochs:
+            self.bench.add(n, f'{self.pud_method} + fine-tuning {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
+                           [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
+                           subset='scratch tasks')
+
+    def target_rows(self) -> None:
+        """PudNet only, on the main protocol: each of `extra_archs`, then the ablations. The ablation rows (the
+        reference first) all train for the steps the reference reached in its time share, so they differ only in their
+        switch."""
+        cfg = self.cfg
+        rows = [('PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
+        rows += [(_ablation_label(name, cfg.ablation_reference), cfg.ablation_arch or self.arch, *ABLATIONS[name],
+                  'ablation') for name in cfg.ablations]
+        for method, arch, mch, tch, share in rows: self.target_row(method, arch, mch, tch, share)
+
+    def target_row(self, method: str, arch: str, mch: dict, tch: dict, share: str) -> None:
+        "Meta-train and score one row of `target_rows` with trainer `share`'s budget; swap-test it if an ablation."
+        bench, main = self.bench, self.main
         tch, budget, need = {**tch}, bench.share(share), min(5, bench.share(share))
-        if share == 'ablation' and ref_steps:  # same steps; time only as a safety cap. A row that would not be scored
-            tch['steps'], budget, need = ref_steps, 3 * budget, ref_seconds  # in time (judged by the reference) is not started
+        if share == 'ablation' and self.ref_steps:  # the reference's steps, time only as a safety cap; a row that would
+            tch['steps'], budget, need = self.ref_steps, 3 * budget, self.ref_seconds  # not be scored in time: skipped
         t_row = time.perf_counter()
-        res = bench.part(f'{method} {a} meta-training', train_pudnet, bench, f'{main} {a} {method} ({share})', a, pool, ways, budget,
-                         [], mch, tch, need=need)
+        res = bench.part(f'{method} {arch} meta-training', train_pudnet, bench, f'{main} {arch} {method} ({share})',
+                         arch, self.pool, self.ways, budget, [], mch, tch, need=need)
         if res:
             m, info = res
-            if share == 'ablation' and ref_steps is None: ref_steps = info['steps']
-            short = {k: info[k] for k in ('steps', 'tasks_seen', 'train_seconds', 'tasks_per_second')}
-            def score_variant():
-                s = _score(m, tasks[main], dev, cfg.amp)
-                bench.add(main, method, a, tasks[main], s['acc'], s['seconds'], **short, variant={**mch, **tch}, bn='task',
-                          group='ablation' if share == 'ablation' else 'target')
-            bench.part(f'{method} {a} scoring', score_variant)
-            if share == 'ablation' and cfg.swap_tasks:
-                bench.part(f'{method} {a} swap test', swap_rows, m, method, [main], None, 'ablation swap', **short)
-            if share == 'ablation' and ref_seconds is None: ref_seconds = time.perf_counter() - t_row
-            del m
-        if dev.type == 'cuda': torch.cuda.empty_cache()
+            if share == 'ablation' and self.ref_steps is None: self.ref_steps = info['steps']
+            group = 'ablation' if share == 'ablation' else 'target'
+            bench.part(f'{method} {arch} scoring', self.score_target, m, method, arch, _short(info), {**mch, **tch},
+                       group)
+            if share == 'ablation' and self.cfg.swap_tasks:
+                bench.part(f'{method} {arch} swap test', self.swap_rows, m, method, [main], None, 'ablation swap',
+                           **_short(info))
+            if share == 'ablation' and self.ref_seconds is None: self.ref_seconds = time.perf_counter() - t_row
+            del m, res
+        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+
+    def score_target(self, model: PudNet, method: str, arch: str, short: dict, changes: dict, group: str) -> None:
+        "Score an extra-target or ablation PudNet on the main protocol."
+        s = _score(model, self.tasks[self.main], self.dev, self.cfg.amp)
+        self.bench.add(self.main, method, arch, self.tasks[self.main], s['acc'], s['seconds'], **short,
+                       variant=changes, bn='task', group=group)
+
+# %% ../nbs/16_bench.ipynb #9be68dea
+def bench_source(bench: Bench, protocols: list) -> None:
+    "Meta-train and score PudNet and every baseline on `protocols` (which share one source dataset)."
+    run = _SourceRun(bench, protocols)  # loads the data and samples the test tasks
+    # 1. PudNet: the paper's version, then any other `main_variants` (e.g. prototype loss only), each scored everywhere
+    for variant in bench.cfg.main_variants: run.main_variant(variant)
+    # 2. the fixed networks (random, Pretrained, Meta-Baseline), PudNet started from Pretrained's network, ProtoNet
+    bench.part('random network', run.score_random)
+    run.pretrained()
+    run.pretrained_start()
+    run.protonet()
+    # 3. Adam / GC from scratch and fine-tuning (before the ablations: Table I comes first when the budget runs short)
+    run.scratch_rows()
+    # 4. other targets and ablations
+    run.target_rows()
 
 # %% ../nbs/16_bench.ipynb #0650f0d4
 def run_bench(cfg: BenchConfig, out, device='auto') -> list:
