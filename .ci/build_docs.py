@@ -17,6 +17,7 @@ mkdocs-material and mkdocs-jupyter (all from PyPI, pinned in settings.ini), over
 5. `mkdocs build --strict`, then checks: one page per notebook, API docs and figures present.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -39,6 +40,24 @@ def notebooks() -> list:
     "The notebooks the site renders: every nbs/**/*.ipynb with no path part starting with '_' or '.' (as nbdev skips them)."
     nbs = ROOT / 'nbs'
     return sorted(p for p in nbs.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(nbs).parts))
+
+
+MATHJAX = '@mathjax@'  # mkdocs.yml's `custom_mathjax_url`: replaced in each page by the path of the local MathJax copy
+
+
+def mathjax_files() -> Path:
+    "MathJax 2.7's files as the jupyter-server-mathjax package ships them: formulas render with no network."
+    import jupyter_server_mathjax
+    return Path(jupyter_server_mathjax.__file__).parent / 'static'
+
+
+def link_mathjax():
+    "Point every page's MathJax script at the site's copy, relative to the page (pages sit at different depths)."
+    for page in SITE.rglob('*.html'):
+        html = page.read_text()
+        if f'src="{MATHJAX}"' not in html: continue
+        local = os.path.relpath(SITE / 'assets' / 'mathjax' / 'MathJax.js', page.parent)
+        page.write_text(html.replace(f'src="{MATHJAX}"', f'src="{local}?config=TeX-AMS_CHTML-full,Safe"'))
 
 
 def nbdev_process():
@@ -143,6 +162,12 @@ def check(stats: dict):
         if html.count('Plotly.newPlot') < s['figures']: raise SystemExit(f"FAIL: {name}: plotly figures not rendered")
         if s['figures'] and not -1 < html.find('plotly.min.js"') < html.find('Plotly.newPlot'):
             raise SystemExit(f"FAIL: {name}: plotly.js is not loaded before the figures")
+        for src in re.findall(r'<script src="([^"]*mathjax[^"]*|)"', html, re.I):
+            if not (page.parent / src.split('?')[0]).is_file():
+                raise SystemExit(f"FAIL: {name}: MathJax is not loaded from the site (src={src!r}): formulas would not render")
+        for img in re.findall(r'<img [^>]*src="([^"]+)"', html):
+            if not img.startswith(('http', 'data:')) and not (page.parent / img).exists():
+                raise SystemExit(f"FAIL: {name}: the picture {img} is missing from the site")
         headings = set(re.findall(r'<h[34][^>]*>([\w.]+)<a class="anchor-link"', html))
         missing = [n for n in s['show_doc'] if n not in headings]
         if missing: raise SystemExit(f"FAIL: {name}: show_doc output not rendered for {missing}")
@@ -154,6 +179,8 @@ def main():
     shutil.rmtree(SRC, ignore_errors=True)
     (SRC / 'assets').mkdir(parents=True)
     shutil.copy(Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js', SRC / 'assets' / 'plotly.min.js')
+    shutil.copytree(mathjax_files(), SRC / 'assets' / 'mathjax')
+    shutil.copytree(ROOT / 'nbs' / 'images', SRC / 'nbs' / 'images')  # the pictures pages link as nbs/images/... (as the README does)
     stats = {}
     for src in notebooks():
         rel = src.relative_to(ROOT / 'nbs')
@@ -163,6 +190,7 @@ def main():
     shutil.rmtree(SITE, ignore_errors=True)
     r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict', '-f', str(ROOT / 'mkdocs.yml')], cwd=ROOT)
     if r.returncode: raise SystemExit(f"FAIL: mkdocs build --strict exited with {r.returncode}")
+    link_mathjax()
     check(stats)
     print(f"docs: {len(stats)} notebooks, {sum(len(s['show_doc']) for s in stats.values())} show_doc, "
           f"{sum(s['figures'] for s in stats.values())} plotly figures -> {SITE} in {time.perf_counter() - t0:.0f} s")

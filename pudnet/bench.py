@@ -172,6 +172,13 @@ PRESETS = {
                                       predict_runs=0, swap_tasks=8, main_variants=(),
                                       pretrained_start=('class-aware + predicted BN affine',),
                                       shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
+    # cifar100-to-cifar10 alone, with the trainers' seconds of `cifar100-start-cpu` (Pretrained 240 s, Meta-Baseline and the
+    # adapted PudNet 440 s each) and a budget that also fits the costly scoring of 10-way tasks of 5,000 images (no ProtoNet)
+    'cifar10-start-cpu': BenchConfig(protocols=('cifar100-to-cifar10',), arch='convnet3', extra_archs=(), budget=2400, n_tasks=8,
+                                     fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
+                                     curve_points=0, amp=False, predict_runs=0, swap_tasks=8, main_variants=(),
+                                     pretrained_start=('class-aware + predicted BN affine',),
+                                     shares={'pretrained': 240 / 2400, 'meta_baseline': 440 / 2400, 'pretrained_start': 440 / 2400}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3, fewshot_tasks=3, scratch_tasks=1, epochs=(1, 2), finetune_epochs=(1,),

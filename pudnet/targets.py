@@ -23,8 +23,9 @@ def convnet3(in_channels: int = 1, width: int = 64) -> nn.Sequential:
     "ConvNet-3: three conv blocks, flattened -> `width * (size // 8) ** 2` features."
     return nn.Sequential(_conv_block(in_channels, width), _conv_block(width, width), _conv_block(width, width), nn.Flatten())
 
-def _cifar_resnet(factory, in_channels: int) -> nn.Module:
+def _cifar_resnet(factory, in_channels: int, width: int) -> nn.Module:
     "A torchvision ResNet with the CIFAR stem (3x3 stride-1 conv, no max-pool) and no classifier."
+    if width != 64: raise ValueError(f"torchvision's ResNets have a fixed width (64 channels at the stem), got width={width}")
     net = factory(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool, net.fc = nn.Identity(), nn.Identity()
@@ -32,11 +33,11 @@ def _cifar_resnet(factory, in_channels: int) -> nn.Module:
 
 def resnet18(in_channels: int = 3, width: int = 64) -> nn.Module:
     "torchvision's ResNet-18 for 32x32 images -> 512 features."
-    return _cifar_resnet(tv_resnet18, in_channels)
+    return _cifar_resnet(tv_resnet18, in_channels, width)
 
 def resnet34(in_channels: int = 3, width: int = 64) -> nn.Module:
     "torchvision's ResNet-34 for 32x32 images -> 512 features."
-    return _cifar_resnet(tv_resnet34, in_channels)
+    return _cifar_resnet(tv_resnet34, in_channels, width)
 
 TARGETS = {'convnet3': convnet3, 'resnet18': resnet18, 'resnet34': resnet34}
 
