@@ -56,8 +56,8 @@ def link_mathjax():
     for page in SITE.rglob('*.html'):
         html = page.read_text()
         if f'src="{MATHJAX}"' not in html: continue
-        local = os.path.relpath(SITE / 'assets' / 'mathjax' / 'MathJax.js', page.parent)
-        page.write_text(html.replace(f'src="{MATHJAX}"', f'src="{local}?config=TeX-AMS_CHTML-full,Safe"'))
+        local = os.path.relpath(SITE / 'assets' / 'mathjax' / 'MathJax.js', page.parent)  # its config: the one the package ships
+        page.write_text(html.replace(f'src="{MATHJAX}"', f'src="{local}?config=TeX-AMS-MML_HTMLorMML-full,Safe"'))
 
 
 def nbdev_process():
@@ -163,7 +163,8 @@ def check(stats: dict):
         if s['figures'] and not -1 < html.find('plotly.min.js"') < html.find('Plotly.newPlot'):
             raise SystemExit(f"FAIL: {name}: plotly.js is not loaded before the figures")
         for src in re.findall(r'<script src="([^"]*mathjax[^"]*|)"', html, re.I):
-            if not (page.parent / src.split('?')[0]).is_file():
+            configs = re.findall(r'config=([\w-]+)', src)[:1] or ['']
+            if not (page.parent / src.split('?')[0]).is_file() or not (SITE / 'assets/mathjax/config' / f'{configs[0]}.js').is_file():
                 raise SystemExit(f"FAIL: {name}: MathJax is not loaded from the site (src={src!r}): formulas would not render")
         for img in re.findall(r'<img [^>]*src="([^"]+)"', html):
             if not img.startswith(('http', 'data:')) and not (page.parent / img).exists():
