@@ -130,3 +130,26 @@ def test_demo_notebook_in_chromium(jupyterlab):
             except Exception: pass
             raise
         finally: browser.close()
+
+
+def test_the_docs_site_renders_formulas_and_pictures_offline():
+    "The built docs site (`.ci/build_docs.py` -> _site/, before the tests in CI) opened as a reader would, from files, offline."
+    site = REPO / '_site'
+    if not (site / '02_sketch' / 'index.html').exists(): pytest.skip("no built docs site: run .ci/build_docs.py first")
+    if not Path(CHROMIUM).exists(): pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package to run the browser test")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError as e: pytest.skip(f"the playwright Python package is not installed ({e}): pip install -e '.[dev]'")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=['--no-sandbox', '--disable-gpu'])
+        try:
+            page = browser.new_page()
+            page.route('http*://**', lambda route: route.abort())  # offline: any request to the internet fails
+            page.goto((site / '02_sketch' / 'index.html').as_uri())
+            page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 && "
+                                   "document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_SVG').length > 0", timeout=60_000)
+            text = page.inner_text('article')
+            assert '\\frac' not in text and '$$' not in text, "a formula of the sketch chapter was left as raw TeX"
+            page.goto((site / 'index.html').as_uri())
+            sizes = page.eval_on_selector_all('article img', 'imgs => imgs.map(i => i.naturalWidth)')
+            assert sizes and min(sizes) > 0, f"a picture on the home page did not load: widths {sizes}"
+        finally: browser.close()
