@@ -20,7 +20,7 @@ from .core import PudNet, non_finite
 from .data import ImageData, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .targets import build_target, fresh_bn_buffers
-from .training import HISTORY_KEYS, TrainConfig, random_affine
+from .training import HISTORY_KEYS, TrainConfig, random_affine, step_seed
 
 # %% auto #0
 __all__ = ['WARMUP', 'SAMPLE_SIZE', 'SAMPLE_SIZES', 'autocast', 'sync', 'median_seconds', 'DevicePool', 'training_template',
@@ -113,7 +113,7 @@ def batched_task_losses(model: PudNet, template: nn.Module, pool: DevicePool, cf
     dev = pool.device
     idx, cls = pool.sample(B, K, Pn + Qn, gen)  # (B, K, P+Q)
     x = to_float(pool.x[idx.flatten()])  # (B*K*(P+Q), C, H, W)
-    if cfg.augment: x = augment_images(x, cfg.seed * 1_000_003 + step)
+    if cfg.augment: x = augment_images(x, step_seed(cfg.seed, step))
     x = x.view(B, K, Pn + Qn, *x.shape[1:])
     p_x = x[:, :, :Pn].flatten(1, 2)  # (B, K*P, ...): what PudNet sees
     sq = torch.cat([x[:, :, :S], x[:, :, Pn:]], 2).flatten(1, 2)  # (B, K*(S+Q), ...): shots then queries, class-major

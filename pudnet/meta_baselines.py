@@ -17,7 +17,7 @@ from .data import to_float
 from .fast import DevicePool, augment_images, autocast, prototype_accuracy, sync
 from .losses import metric_loss, prototype_logits
 from .targets import build_target, feature_dim
-from .training import TrainConfig
+from .training import TrainConfig, step_seed
 
 # %% auto #0
 __all__ = ['BN_TREATMENTS', 'train_pretrained', 'train_protonet', 'train_meta_baseline', 'task_network', 'evaluate_feature_net']
@@ -44,7 +44,7 @@ def train_pretrained(pool: DevicePool, arch: str = 'convnet3', width: int = 64, 
     for epoch in range(1, epochs + 1):
         for b in torch.randperm(len(idx), generator=gen, device=pool.device).split(batch_size):
             x = to_float(pool.x[idx[b]])
-            if augment: x = augment_images(x, seed * 7919 + step)
+            if augment: x = augment_images(x, step_seed(seed, step, stride=7919))  # Pretrained's own stride
             with autocast(pool.device, amp): loss = F.cross_entropy(head(net(x)).float(), labels[b])
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
         if budget is not None and time.perf_counter() - t0 > budget: break
@@ -58,7 +58,7 @@ def _episode_loss(net: nn.Module, pool: DevicePool, cfg: TrainConfig, step: int,
     B, K, S, Q = cfg.tasks_per_step, cfg.ways, cfg.n_shot, cfg.q_per_class
     idx, _ = pool.sample(B, K, S + Q, gen)
     x = to_float(pool.x[idx.flatten()])
-    if cfg.augment: x = augment_images(x, cfg.seed * 1_000_003 + step)
+    if cfg.augment: x = augment_images(x, step_seed(cfg.seed, step))
     with autocast(pool.device, amp): f = net(x).float().view(B, K, S + Q, -1)
     logits = prototype_logits(f[:, :, S:].flatten(1, 2), f[:, :, :S].mean(2), tau)  # (B, K*Q, K)
     y = torch.arange(K, device=pool.device).repeat_interleave(Q).expand(B, -1)

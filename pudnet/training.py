@@ -24,8 +24,9 @@ from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss,
 from .tasks import sample_task
 
 # %% auto #0
-__all__ = ['PAPER_TRAINING', 'HISTORY_KEYS', 'TrainConfig', 'random_affine', 'task_seed', 'sample_train_tasks', 'task_losses',
-           'save_train_checkpoint', 'load_train_checkpoint', 'TaskLoss', 'meta_train']
+__all__ = ['PAPER_TRAINING', 'SEED_STRIDE', 'HISTORY_KEYS', 'TrainConfig', 'random_affine', 'step_seed', 'task_seed',
+           'sample_train_tasks', 'task_losses', 'save_train_checkpoint', 'load_train_checkpoint', 'TaskLoss',
+           'meta_train']
 
 # %% ../nbs/08_training.ipynb #4ee65718
 PAPER_TRAINING = {'kl_form': 'padded'}  # the paper's reading of the loss switches we changed
@@ -82,9 +83,15 @@ def random_affine(x: torch.Tensor, seed: int, degrees: float = 15.0, translate: 
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode='zeros') - 1  # pad with background (-1)
 
 # %% ../nbs/08_training.ipynb #432b2c51
+SEED_STRIDE = 1_000_003  # a prime: runs with different seeds draw different randomness for a million steps
+
+def step_seed(seed: int, step: int, stride: int = SEED_STRIDE) -> int:
+    "The seed of step `step` (tasks, augmentation) of a run seeded `seed`: a function of the run's seed only."
+    return seed * stride + step
+
 def task_seed(cfg: TrainConfig, step: int, j: int) -> int:
     "Seed of task `j` of step `step`: a function of the run's seed only."
-    return cfg.seed * 1_000_003 + step * cfg.tasks_per_step + j
+    return step_seed(cfg.seed, step * cfg.tasks_per_step + j)
 
 def sample_train_tasks(data: ImageData, train_classes: list, cfg: TrainConfig, step: int, rank: int = 0, world: int = 1) -> list:
     "The tasks of step `step` (with `world` processes: this `rank`'s share, tasks rank, rank+world, ...)."

@@ -75,6 +75,6 @@ def test_warm_start_refuses_what_does_not_fit(pretrained):
     with pytest.raises(ValueError, match=r"build_target\('convnet3', 1, 32\)"):  # a network of another width
         PudNet(PudNetConfig(n_train_classes=6, width=32, base_weights=True)).warm_start(net)
     with pytest.raises(ValueError, match='input channels'):
-        PudNet(PudNetConfig(**CONFIG)).warm_start(build_target('resnet18', 1, 16))
+        PudNet(PudNetConfig(**CONFIG)).warm_start(build_target('resnet18', 1))
     with pytest.raises(ValueError, match='10 meta-train classes'):
         PudNet(PudNetConfig(**{**CONFIG, 'n_train_classes': 10})).warm_start(net, head)
