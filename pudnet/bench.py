@@ -101,6 +101,14 @@ class BenchConfig:
     shares: dict = field(default_factory=lambda: {'pudnet': 0.30, 'extra_arch': 0.06, 'ablation': 0.04, 'pretrained': 0.07,
                                                    'meta_baseline': 0.03, 'protonet': 0.07, 'pretrained_start': 0.1})
 
+# the adaptation recipe of the pretrained-start presets (issue 16): ConvNet-3 on 2 CPU cores, the Pretrained network as base
+# kernels, a class-aware PudNet predicting each dataset's kernel residual and BatchNorm scale/shift, against the fixed
+# networks (no Adam runs, no ablations)
+_START_RECIPE = dict(arch='convnet3', extra_archs=(), fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4,
+                     p_per_class=40, curve_points=0, amp=False, predict_runs=0, main_variants=(),
+                     pretrained_start=('class-aware + predicted BN affine',))
+_START_SHARES = {'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}
+
 PRESETS = {
     'gpu': BenchConfig(scratch_batch=128, budget=480, fewshot_tasks=100, ablations=TABLE_VI, ablation_arch='convnet3',
                        main_variants=('full PudNet', 'metric loss only'), pretrained_start=('metric loss only',),
@@ -152,32 +160,19 @@ PRESETS = {
     # issue 16, the adaptation recipe of the few-shot literature (CNAPs, FiLM on a pretrained extractor) in PudNet's terms: the
     # Pretrained network as base kernels, a class-aware PudNet predicting each dataset's kernel residual and BatchNorm scale/shift,
     # against Meta-Baseline (the same network meta-trained without a hypernetwork) given the same time, with the swap test
-    'mixed-start-cpu': BenchConfig(protocols=('mixed-domain',), arch='convnet3', extra_archs=(), budget=2400, n_tasks=30,
-                                   fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
-                                   curve_points=0, amp=False, predict_runs=0, swap_tasks=30, main_variants=(),
-                                   pretrained_start=('class-aware + predicted BN affine',),
-                                   shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
+    'mixed-start-cpu': BenchConfig(**_START_RECIPE, protocols=('mixed-domain',), budget=2400, n_tasks=30, swap_tasks=30,
+                                   shares=_START_SHARES),
     # the same recipe within one domain: cifar100-set, where the goals ask PudNet to beat Pretrained and Meta-Baseline and the
     # swap test to find at least 1 point between a task's own P and another task's
-    'cifar100-start-cpu': BenchConfig(protocols=('cifar100-set',), arch='convnet3', extra_archs=(), budget=2000, n_tasks=30,
-                                      fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
-                                      curve_points=0, amp=False, predict_runs=0, swap_tasks=20, main_variants=(),
-                                      pretrained_start=('class-aware + predicted BN affine',),
-                                      shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
+    'cifar100-start-cpu': BenchConfig(**_START_RECIPE, protocols=('cifar100-set',), budget=2000, n_tasks=30, swap_tasks=20,
+                                      shares=_START_SHARES),
     # the same recipe where the test data differ from the meta-train data: CIFAR-10 from a PudNet meta-trained on CIFAR-100,
     # and fashion-set (6 meta-train classes, every test task drawn from the same 4); the swap test on fewer tasks (10-way, 5,000 images)
-    'transfer-start-cpu': BenchConfig(protocols=('cifar100-to-cifar10', 'fashion-set'), arch='convnet3', extra_archs=(), budget=4000,
-                                      n_tasks=20, protocol_tasks={'cifar100-to-cifar10': 8}, fewshot_tasks=0, scratch_tasks=0,
-                                      finetune_epochs=(), tasks_per_step=4, p_per_class=40, curve_points=0, amp=False,
-                                      predict_runs=0, swap_tasks=8, main_variants=(),
-                                      pretrained_start=('class-aware + predicted BN affine',),
-                                      shares={'pretrained': 0.12, 'meta_baseline': 0.22, 'protonet': 0.05, 'pretrained_start': 0.22}),
+    'transfer-start-cpu': BenchConfig(**_START_RECIPE, protocols=('cifar100-to-cifar10', 'fashion-set'), budget=4000, n_tasks=20,
+                                      protocol_tasks={'cifar100-to-cifar10': 8}, swap_tasks=8, shares=_START_SHARES),
     # cifar100-to-cifar10 alone, with the trainers' seconds of `cifar100-start-cpu` (Pretrained 240 s, Meta-Baseline and the
     # adapted PudNet 440 s each) and a budget that also fits the costly scoring of 10-way tasks of 5,000 images (no ProtoNet)
-    'cifar10-start-cpu': BenchConfig(protocols=('cifar100-to-cifar10',), arch='convnet3', extra_archs=(), budget=2400, n_tasks=8,
-                                     fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
-                                     curve_points=0, amp=False, predict_runs=0, swap_tasks=8, main_variants=(),
-                                     pretrained_start=('class-aware + predicted BN affine',),
+    'cifar10-start-cpu': BenchConfig(**_START_RECIPE, protocols=('cifar100-to-cifar10',), budget=2400, n_tasks=8, swap_tasks=8,
                                      shares={'pretrained': 240 / 2400, 'meta_baseline': 440 / 2400, 'pretrained_start': 440 / 2400}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
