@@ -26,9 +26,9 @@ from .sketch import DatasetSketch
 from .targets import TARGETS, build_target, feature_dim, fresh_bn_buffers, predicted_shapes, shared_parameters, target_forward
 
 # %% auto #0
-__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier',
-           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors', 'save_network',
-           'load_network']
+__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'EXTENSIONS', 'PudNetConfig', 'PudNet', 'calibrate_batchnorm',
+           'PrototypeClassifier', 'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors',
+           'save_network', 'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
 PAPER_MODEL = {'head': 'linear', 'generator_init': 'paper', 'code_norm': False}  # the paper's reading of the switches we changed
@@ -99,11 +99,9 @@ class PudNetConfig:
 # %% ../nbs/07_core.ipynb #a009893e
 def _key(name: str) -> str: return name.replace('.', '__')  # parameter names may not contain dots in a ParameterDict
 
-@torch.no_grad()
-def _zero_output(g: WeightGenerator) -> None:
-    "Make generator `g` output zeros at first (but still learn): its last conv's rows are zeroed, only the u factor's when low-rank."
-    n = g.conv2.out_channels if g.rank is None else g.rank * g.shape[0]  # a zero u with a non-zero v still gets gradients
-    g.conv2.weight[:n].zero_(); g.conv2.bias[:n].zero_()
+# the switches beyond the paper, composed onto the model: config field -> (attribute, factory: PudNet -> module); the module's
+# `adjust(weights, codes, model)` returns changed weights. The extensions chapter fills it (base kernels, predicted BatchNorm scale and shift).
+EXTENSIONS: dict = {}
 
 class PudNet(nn.Module):
     "The hypernetwork H_theta: a dataset (N, C, H, W) -> the weights of a target ConvNet."
@@ -121,20 +119,8 @@ class PudNet(nn.Module):
         self.feature_dim = feature_dim(template, c.in_channels, c.image_size)
         self.head = (CosineHead(self.feature_dim, c.n_train_classes, c.tau) if c.head == 'cosine'  # auxiliary full-class head Q_phi (eq. 9)
                      else nn.Linear(self.feature_dim, c.n_train_classes))
-        self.bn_layers, self.bn_generators = {}, None
-        if c.predict_bn:  # each BatchNorm gets its scale and shift offsets from the code of the conv before it
-            layer, t = {}, -1
-            for n, m in template.named_modules():
-                if isinstance(m, nn.Conv2d): t = list(self.shapes).index(f'{n}.weight')
-                elif isinstance(m, nn.modules.batchnorm._BatchNorm): layer[n] = (t, m.num_features)
-            self.bn_layers = layer  # BatchNorm name -> (code index, channels)
-            self.bn_generators = nn.ModuleList([nn.Linear(c.sketch_dim, 2 * ch) for _, ch in layer.values()])
-            for g in self.bn_generators: nn.init.zeros_(g.weight); nn.init.zeros_(g.bias)  # starts at the meta-learned affine
-        self.base = None
-        if c.base_weights:  # one meta-learned kernel per layer; the generators add each dataset's residual, from zero
-            self.base = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in template.named_parameters()
-                                          if n in self.shapes})
-            for g in self.generators: _zero_output(g)
+        for switch, (name, make) in EXTENSIONS.items():  # what the config switches on beyond the paper, e.g. `base`
+            setattr(self, name, make(self) if getattr(c, switch) else None)
 
     def shared_tensors(self) -> dict:
         "The meta-learned non-predicted parameters, by target parameter name."
@@ -146,15 +132,11 @@ class PudNet(nn.Module):
         return F.layer_norm(codes, codes.shape[-1:]) if self.config.code_norm else codes
 
     def generate(self, sketches: torch.Tensor) -> dict:
-        "Predicted weights for a batch of sketches: conv name -> (B, C_out, C_in, k, k) (and BatchNorm scale/shift -> (B, C) with `predict_bn`)."
+        "Predicted weights for a batch of sketches: conv name -> (B, C_out, C_in, k, k), then what the switched-on `EXTENSIONS` change."
         codes = self.codes(sketches)
         out = {n: g(codes[:, t]) for t, (n, g) in enumerate(zip(self.shapes, self.generators))}
-        if self.base is not None: out = {n: self.base[_key(n)] + w for n, w in out.items()}
-        if self.bn_generators is not None:
-            shared = self.shared_tensors()
-            for (n, (t, ch)), g in zip(self.bn_layers.items(), self.bn_generators):
-                d = g(codes[:, t])
-                out[f'{n}.weight'], out[f'{n}.bias'] = shared[f'{n}.weight'] + d[:, :ch], shared[f'{n}.bias'] + d[:, ch:]
+        for name, _ in EXTENSIONS.values():
+            if (extension := getattr(self, name)) is not None: out = extension.adjust(out, codes, self)
         return out
 
     def features(self, weights: dict, x: torch.Tensor) -> torch.Tensor:
@@ -167,32 +149,6 @@ class PudNet(nn.Module):
         x = check_images(images, c.in_channels, c.image_size)
         chunk = None if self.training or labels is not None else 1024
         return {n: w[0] for n, w in self.generate(self.sketch(x, chunk, labels)[None]).items()}
-
-# %% ../nbs/07_core.ipynb #055e48c0
-@torch.no_grad()
-def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
-    "Start from a trained target network `net`: its kernels become the base, its other parameters the shared ones (and `head` the auxiliary head)."
-    c = self.config
-    if self.base is None:
-        raise ValueError("warm_start needs PudNetConfig(base_weights=True): without base kernels a trained network's weights have nowhere to go")
-    sd = net.state_dict()
-    want = {**{n: self.base[_key(n)] for n in self.shapes}, **self.shared_tensors()}
-    bad = [n for n, p in want.items() if n not in sd or sd[n].shape != p.shape]
-    if bad:
-        raise ValueError(f"the network does not fit this PudNet's target ({c.arch}, width {c.width}, {c.in_channels} input channels): "
-                         f"{len(bad)} parameters missing or of another shape, e.g. {bad[:3]}; train it with "
-                         f"build_target({c.arch!r}, {c.in_channels}, {c.width})")
-    if head is not None:
-        if tuple(head.weight.shape) != tuple(self.head.weight.shape):
-            raise ValueError(f"head maps {head.weight.shape[1]} features to {head.weight.shape[0]} classes; this PudNet's head maps "
-                             f"{self.feature_dim} features to {c.n_train_classes} meta-train classes")
-        self.head.weight.copy_(head.weight)  # a cosine head keeps the class directions (its temperature stays its own)
-        if isinstance(self.head, nn.Linear): self.head.bias.copy_(head.bias)
-    for n, p in want.items(): p.copy_(sd[n])
-    return self
-
-PudNet.warm_start = _warm_start
-
 
 # %% ../nbs/07_core.ipynb #6250ed08
 def _as_batches(images, batch_size: int, channels: int, size: int, device=None):
@@ -389,3 +345,6 @@ def load_network(path: str | Path) -> nn.Module:
     net = build_target(a['arch'], a['in_channels'], a['width'])
     net.load_state_dict(tensors)
     return net.eval()
+
+# %% ../nbs/07_core.ipynb #868e9cfa
+from . import extensions as _extensions  # noqa: E402,F401 -- registers the switches beyond the paper in EXTENSIONS

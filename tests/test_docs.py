@@ -24,12 +24,13 @@ def _own_doc(obj) -> str | None:
 
 
 def _public_methods(cls) -> dict:
-    "Name -> function of the public methods and properties `cls` defines (not inherited ones)."
+    """Name -> function of the public methods and properties `cls` defines (not inherited ones, nor those another module
+    adds to it: the notebook of that module shows them)."""
     out = {}
     for name, v in vars(cls).items():
         if name.startswith('_'): continue
         f = v.fget if isinstance(v, property) else getattr(v, '__func__', v)
-        if inspect.isfunction(f): out[name] = f
+        if inspect.isfunction(f) and f.__module__ == cls.__module__: out[name] = f
     return out
 
 
