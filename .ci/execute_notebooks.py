@@ -42,7 +42,9 @@ def _join(o):
 def _join_nested_sources(path: Path):
     "execnb's writer splits every 'source' key into lines, also inside outputs, and its reader then fails on them: undo it there."
     nb = json.loads(path.read_text())
-    for c in nb['cells']: c['outputs'] = [_join(o) for o in c.get('outputs', [])]
+    for c in nb['cells']:
+        if c['cell_type'] == 'code': c['outputs'] = [_join(o) for o in c.get('outputs', [])]
+        else: c.pop('outputs', None)  # a markdown cell has none (the flagged-cell restore above gives it an empty list)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 
