@@ -120,6 +120,16 @@ def _front_matter(cell) -> str:
     return f"# {title}\n\n> {desc}" if desc else f"# {title}"
 
 
+def _plain_headings(text: str) -> str:
+    """Markdown headings without backticks: mkdocs-jupyter builds the table of contents from the heading's text and
+    drops inline code (an empty entry linking nowhere); code blocks are left alone."""
+    out, fenced = [], False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith('```'): fenced = not fenced
+        out.append(line.replace('`', '') if not fenced and re.match(r'#{1,6} ', line) else line)
+    return ''.join(out)
+
+
 def convert(path: Path, module: str | None) -> dict:
     "Turn one nbdev-processed notebook into what mkdocs-jupyter renders; returns counts for the checks."
     nb = read_nb(path)
@@ -128,6 +138,7 @@ def convert(path: Path, module: str | None) -> dict:
     for cell in nb.cells:
         if cell.cell_type == 'raw' and cell.source.lstrip().startswith('---'):
             cell = dict(cell_type='markdown', metadata={}, source=_front_matter(cell))
+        elif cell.cell_type == 'markdown': cell.source = _plain_headings(cell.source)
         elif cell.cell_type == 'code':
             d, src = _directives(cell)
             if not src.strip() and not cell.get('outputs'): continue  # exported/hidden cells emptied by nbdev
@@ -169,6 +180,8 @@ def check(stats: dict):
         for img in re.findall(r'<img [^>]*src="([^"]+)"', html):
             if not img.startswith(('http', 'data:')) and not (page.parent / img).exists():
                 raise SystemExit(f"FAIL: {name}: the picture {img} is missing from the site")
+        if re.search(r'<span class="md-ellipsis">\s*</span>', html):
+            raise SystemExit(f"FAIL: {name}: an empty entry in the table of contents (a heading made only of inline code?)")
         headings = set(re.findall(r'<h[34][^>]*>([\w.]+)<a class="anchor-link"', html))
         missing = [n for n in s['show_doc'] if n not in headings]
         if missing: raise SystemExit(f"FAIL: {name}: show_doc output not rendered for {missing}")

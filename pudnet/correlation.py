@@ -16,13 +16,12 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
 from plotly.subplots import make_subplots
 from sklearn.cross_decomposition import CCA
 from sklearn.decomposition import PCA
 from torch import nn
 
-from .data import ImageData, load_digits_images, load_shared, to_float
+from .data import ImageData, load_digits_images, load_shared, progress_bar, to_float
 from .evaluation import git_commit
 from .targets import build_target, feature_dim, predicted_shapes
 

@@ -9,6 +9,8 @@ import io
 import json
 import math
 import os
+import sys
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -20,9 +22,10 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'MIXTURES', 'MIXTURE_SHAPE',
-           'MIXTURE_PER_CLASS', 'ImageData', 'load_digits_images', 'shared_data_root', 'load_shared',
+           'MIXTURE_PER_CLASS', 'PROGRESS_EVERY', 'ImageData', 'load_digits_images', 'shared_data_root', 'load_shared',
            'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder', 'load_npz', 'load_user_data',
-           'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture', 'image_folder_dataset']
+           'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture', 'image_folder_dataset',
+           'LogProgress', 'progress_bar']
 
 # %% ../nbs/00_data.ipynb #4a6842b2
 @dataclass
@@ -420,3 +423,27 @@ def image_folder_dataset(path: str | Path, channels: int, size: int, max_pixels:
     def to_input(pixels):  # (H, W, 3) uint8 -> (channels, size, size) float
         return to_float(adapt_images(torch.from_numpy(pixels).permute(2, 0, 1)[None], channels, size))[0]
     return _ImageFiles(*_folder_samples(Path(path)), to_input, max_pixels)
+
+# %% ../nbs/00_data.ipynb #3d182fd8
+PROGRESS_EVERY = 10.0  # seconds between two progress lines in a log
+
+class LogProgress:
+    "Progress for a log: iterate `items`, printing `done/total [seconds] comment` every `every` seconds and at the end."
+    def __init__(self, items, every: float = PROGRESS_EVERY):
+        self.items, self.every, self.comment = items, every, ''
+
+    def __iter__(self):
+        total = len(self.items) if hasattr(self.items, '__len__') else '?'
+        t0 = last = time.perf_counter()
+        for i, item in enumerate(self.items, 1):
+            yield item
+            now = time.perf_counter()
+            if now - last >= self.every or i == total:
+                print(f"{i}/{total} [{now - t0:.0f} s] {self.comment}".rstrip(), flush=True)
+                last = now
+
+def progress_bar(items, leave: bool = True, every: float = PROGRESS_EVERY):
+    "fastprogress's bar in a notebook or a terminal; in a log (no terminal to redraw in) a `LogProgress`."
+    from fastprogress import fastprogress as fp
+    if fp.IN_NOTEBOOK or sys.stdout.isatty(): return fp.progress_bar(items, leave=leave)
+    return LogProgress(items, every)

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import torch
-from fastprogress.fastprogress import progress_bar
 
 from .baselines import train_from_scratch
 from .core import PrototypeClassifier, PudNet, atomic_write_bytes
-from .data import ImageData, adapt_images, to_float
+from .data import ImageData, adapt_images, progress_bar, to_float
 from .fast import sync
 from .tasks import Task, sample_task
 

@@ -12,7 +12,7 @@ from .core import EXTENSIONS, PudNet, _key
 from .generator import WeightGenerator
 
 # %% auto #0
-__all__ = ['BaseKernels', 'BatchNormOffsets']
+__all__ = ['BaseKernels', 'warm_start', 'BatchNormOffsets']
 
 # %% ../nbs/21_extensions.ipynb #73042a11
 @torch.no_grad()
@@ -33,7 +33,7 @@ class BaseKernels(nn.ParameterDict):
 
 # %% ../nbs/21_extensions.ipynb #d4c65e75
 @torch.no_grad()
-def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
+def warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
     "Start from a trained target network `net`: its kernels become the base, its other parameters the shared ones (and `head` the auxiliary head)."
     c = self.config
     if self.base is None:
@@ -54,7 +54,7 @@ def _warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> 
     for n, p in want.items(): p.copy_(sd[n])
     return self
 
-PudNet.warm_start = _warm_start
+PudNet.warm_start = warm_start  # model.warm_start(net, head)
 
 # %% ../nbs/21_extensions.ipynb #a54e8902
 class BatchNormOffsets(nn.ModuleList):

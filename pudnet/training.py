@@ -14,12 +14,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .core import PudNet, PudNetConfig, load_tensors, non_finite, save_tensors
-from .data import ImageData, to_float
+from .data import ImageData, progress_bar, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .tasks import sample_task
 
