@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import random
 import threading
 import time
 import traceback
@@ -20,6 +21,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 import torch
+import traitlets
 from PIL import Image
 from plotly.subplots import make_subplots
 from torch import nn
@@ -36,7 +38,7 @@ from .training import TrainConfig, meta_train
 __all__ = ['DEMO_PROTOCOLS', 'SWAP_NOISE', 'FLOOR_NAMES', 'cache_dir', 'demo_checkpoint', 'digits_checkpoint', 'prediction_grid',
            'confusion_matrix', 'accuracy_bars', 'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d',
            'sketch_map', 'weight_histograms', 'available_datasets', 'demo_task', 'other_images', 'floor_networks',
-           'query_accuracy', 'DemoResult', 'run_demo', 'floor_sentence', 'PudNetDemo']
+           'query_accuracy', 'DemoResult', 'run_demo', 'ClassPicker', 'floor_sentence', 'PudNetDemo']
 
 # %% ../nbs/12_widgets.ipynb #e2c8c77d
 def cache_dir() -> Path:
@@ -277,7 +279,7 @@ def demo_task(p_data: ImageData, q_data: ImageData | None, classes: list, per_cl
               q_per_class: int = 100, seed: int = 0) -> Task:
     "A task over all of `classes`: P of `per_class` images per class (`n_shot` labelled), Q from `q_data` or the rest of `p_data`."
     classes = list(classes)
-    if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): Ctrl/Cmd-click to select several")
+    if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): type their names or draw some at random")
     if per_class < n_shot: raise ValueError(f"images per class must be at least {n_shot}: {n_shot} of them are the labelled ones")
     smallest = min(int((p_data.y == c).sum()) for c in classes)
     if q_data is None and per_class >= smallest:
@@ -360,6 +362,56 @@ def run_demo(model: PudNet, task: Task, other: torch.Tensor | None = None, devic
     floors = {k: query_accuracy(f, task, device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
     return DemoResult(task, model, net, pred, acc, seconds, floors)
 
+# %% ../nbs/12_widgets.ipynb #dd5874b6
+class ClassPicker(W.VBox):
+    "Choose classes among many: the chosen names as tags (type to complete), a count of the choice, and a random draw."
+    value = traitlets.Tuple(help="chosen label ids, in the order chosen")
+    options = traitlets.List(help="(name, label id) of every class")
+
+    def __init__(self, description: str = 'classes', n_random: int = 5, seed: int | None = None, label_width: str = '130px'):
+        self.n_random, self._rng = n_random, random.Random(seed)
+        self.tags = W.TagsInput(allowed_tags=[], allow_duplicates=False, placeholder='type a class name',
+                                layout=W.Layout(width='330px'))
+        self.draw = W.Button(description=f'{n_random} at random', icon='random', tooltip='choose classes at random',
+                             layout=W.Layout(width='130px'))
+        self.count = W.HTML()
+        label = W.HTML(f"<div style='text-align:right;padding-right:8px'>{description}</div>", layout=W.Layout(width=label_width))
+        super().__init__([W.HBox([label, self.tags]), W.HBox([W.Label('', layout=W.Layout(width=label_width)), self.draw, self.count])])
+        self.tags.observe(lambda c: self._set_ids([self._ids[n] for n in c.new if n in self._ids]), names='value')
+        self.draw.on_click(lambda _: self.pick_random())
+
+    @property
+    def _ids(self) -> dict: return {name: i for name, i in self.options}
+    @property
+    def _names(self) -> dict: return {i: name for name, i in self.options}
+
+    @traitlets.validate('value')
+    def _valid(self, proposal):
+        ids = tuple(int(i) for i in proposal.value)
+        if unknown := [i for i in ids if i not in self._names]: raise traitlets.TraitError(f"no class has label id {unknown[0]}")
+        return tuple(dict.fromkeys(ids))  # each class once
+
+    @traitlets.observe('options')
+    def _new_options(self, change):
+        self.value = ()
+        self.tags.allowed_tags = [name for name, _ in self.options]
+        self.draw.disabled = len(self.options) < 2
+
+    @traitlets.observe('value')
+    def _new_value(self, change):
+        names = [self._names[i] for i in self.value]
+        if list(self.tags.value) != names: self.tags.value = names
+        self.count.value = f"{len(self.value)} of {len(self.options)} classes chosen"
+
+    def _set_ids(self, ids: list):
+        if tuple(ids) != self.value: self.value = tuple(ids)
+
+    def pick_random(self, k: int | None = None) -> tuple:
+        "Choose `k` classes at random (default `n_random`, at most all of them), sorted by label id."
+        ids = [i for _, i in self.options]
+        self.value = tuple(sorted(self._rng.sample(ids, min(k or self.n_random, len(ids)))))
+        return self.value
+
 # %% ../nbs/12_widgets.ipynb #96e642ae
 def _meta_train_classes(dataset: str, data: ImageData) -> list:
     "Class ids of `dataset` its demo checkpoint was meta-trained on (none when it learned another dataset)."
@@ -396,7 +448,7 @@ class PudNetDemo:
             raise ValueError(f"dataset {dataset!r} is not available here; choose one of {available_datasets()} "
                              f"(Fashion-MNIST and CIFAR need the shared copies: set PUDNET_DATA)")
         self.dataset = W.Dropdown(options=available_datasets(), value=dataset, description='dataset', style=style)
-        self.classes = W.SelectMultiple(description='classes', rows=6, style=style)
+        self.classes = ClassPicker()
         self.per_class = W.IntSlider(value=per_class, min=10, max=500, description='images per class', style=style)
         self.epochs = W.IntSlider(value=epochs, min=1, max=50, description='Adam epochs', style=style)
         self.checkpoint = W.Text(value='' if checkpoint is None else str(checkpoint), placeholder="empty: the dataset's demo checkpoint",
@@ -433,9 +485,7 @@ class PudNetDemo:
             self._say(f"<b>Cannot load {self.dataset.value}:</b> {e}", error=True); return
         self._say(f"{self.dataset.value}: {len(p):,} images of {len(p.classes)} classes. Choose classes and press Predict.")
         self.classes.options = [(str(name), i) for i, name in enumerate(p.classes)]
-        n = len(p.classes)
         self.classes.value = tuple(classes) if classes is not None else (tuple(range(6, 10)) if self.dataset.value == 'digits' else (0, 1, 2, 3))
-        self.classes.rows = min(n, 10)
 
     def _on_classes(self, change=None):
         "New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images)."
@@ -517,7 +567,7 @@ class PudNetDemo:
     def _predict(self) -> DemoResult:
         "Inputs -> task -> `run_demo` -> the names and notes the status line needs."
         classes = list(self.classes.value)
-        if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): Ctrl/Cmd-click to select several")
+        if len(classes) < 2: raise ValueError(f"select at least 2 classes (got {len(classes)}): type their names or draw some at random")
         p_data, q_data = _dataset(self.dataset.value)
         task = demo_task(p_data, q_data, classes, self.per_class.value)
         self._say("loading the checkpoint ...")

@@ -103,11 +103,23 @@ def test_demo_notebook_in_chromium(jupyterlab):
             page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
             button = page.locator('.pudnet-demo button', has_text='Predict')
             button.wait_for(timeout=120_000)  # all cells ran: the widget is there
+            # the class picker shows the choice as tags: a cross removes one, typing a name and Enter adds one
+            tags = page.locator('.pudnet-demo .jupyter-widget-tag-close')  # one cross per chosen class
+            assert tags.count() == 4 and page.locator('.pudnet-demo', has_text='4 of 10 classes chosen').count() == 1
+            tags.last.click()  # digit 9 leaves the choice
+            page.locator('.pudnet-demo', has_text='3 of 10 classes chosen').wait_for(timeout=10_000)
+            picker = page.locator('.pudnet-demo .jupyter-widget-tagsinput')
+            picker.click(position={'x': picker.bounding_box()['width'] - 10, 'y': 10})  # a click beside the tags opens the text box
+            page.locator('.pudnet-demo .jupyter-widget-taginput').fill('9')
+            page.locator('.pudnet-demo .jupyter-widget-taginput').press('Enter')
+            page.locator('.pudnet-demo .jupyter-widget-taginput').press('Tab')  # the input commits on change (Enter, or leaving it)
+            page.locator('.pudnet-demo', has_text='4 of 10 classes chosen').wait_for(timeout=10_000)
+            assert tags.count() == 4
             button.click()
             status = page.locator('.pudnet-demo .widget-html-content', has_text='accuracy').first
             status.wait_for(timeout=90_000)
             text = status.inner_text()
-            assert 'PudNet predicted a convnet3' in text and '%' in text, text
+            assert 'PudNet predicted a convnet3' in text and '(4 classes' in text, text
             # the floors beside PudNet, with numbers: an untrained network and the swap, scored the same way
             assert 'Scored the same way: an untrained network' in text and "predicted from the other classes' images" in text, text
             assert text.count('%') >= 3, text
