@@ -8,14 +8,18 @@ from __future__ import annotations
 import statistics
 
 import torch
+import torch.nn.functional as F
 
 from .core import PudNet
 from .data import to_float
 from .evaluation import paired_difference
-from .fast import FastPredictor, predict_and_score
+from .fast import FastPredictor, predict_and_score, prototype_accuracy
+from .losses import class_centroids, prototype_logits
+from .meta_baselines import task_network
 
 # %% auto #0
-__all__ = ['SWAPS', 'DOMAIN_SWAP', 'other_domain', 'task_sketches', 'swap_test', 'swap_summary', 'weight_spread']
+__all__ = ['SWAPS', 'DOMAIN_SWAP', 'FINETUNE_ROWS', 'other_domain', 'task_sketches', 'swap_test', 'swap_summary',
+           'finetune_on_shots', 'finetune_swap', 'weight_spread']
 
 # %% ../nbs/18_swap.ipynb #bce71e62
 SWAPS = ('own P', "another task's P", "a meta-train task's P", 'mean sketch')  # where the weights' sketch comes from
@@ -62,6 +66,35 @@ def swap_summary(accs: dict) -> dict:
         gap, ci = paired_difference(accs['own P'], a)
         out[name] = {'mean': statistics.fmean(a), 'gap': gap, 'gap_ci95': ci}
     return out
+
+# %% ../nbs/18_swap.ipynb #aec2a16f
+def finetune_on_shots(net: torch.nn.Module, task, steps: int = 50, lr: float = 1e-3, device='cpu', tau: float = 10.0) -> torch.nn.Module:
+    """A copy of `net` fine-tuned on `task`'s labelled images: BatchNorm statistics from P (frozen), a cosine-prototype head
+    started at the class means, `steps` full-batch Adam steps on the cross-entropy of eq. 7's logits."""
+    n = task_network(net.to(device), to_float(task.p_x.to(device))).eval()  # eval: the statistics stay P's
+    x, y = to_float(task.shot_x.to(device)), task.shot_y.to(device)
+    with torch.no_grad(): head = torch.nn.Parameter(class_centroids(n(x), y, task.ways))
+    opt = torch.optim.Adam([*n.parameters(), head], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.cross_entropy(prototype_logits(n(x), head, tau), y)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    return n.eval()
+
+FINETUNE_ROWS = ('fine-tuned on its own labelled images', "fine-tuned on another task's labelled images", 'fixed network')
+
+@torch.no_grad()
+def finetune_swap(net: torch.nn.Module, tasks: list, steps: int = 50, lr: float = 1e-3, device='cpu') -> dict:
+    """The swap test's ceiling: each task scored with `net` fine-tuned on its own labelled images, on the next task's
+    (`finetune_on_shots`), and with `net` itself; BatchNorm statistics and prototypes always from the task's own data.
+    `FINETUNE_ROWS` -> per-task accuracies."""
+    if len(tasks) < 2: raise ValueError("the swap needs at least 2 tasks (each borrows the next one's network)")
+    tuned = [finetune_on_shots(net, t, steps, lr, device) for t in tasks]
+    def score(n, t):
+        n = task_network(n, to_float(t.p_x.to(device)))
+        return prototype_accuracy(n, to_float(t.shot_x.to(device)), t.shot_y.to(device), to_float(t.q_x.to(device)), t.q_y.to(device))
+    sources = (lambda i: tuned[i], lambda i: tuned[(i + 1) % len(tasks)], lambda i: net)
+    return {row: [score(src(i), t) for i, t in enumerate(tasks)] for row, src in zip(FINETUNE_ROWS, sources)}
 
 # %% ../nbs/18_swap.ipynb #3bc33239
 @torch.no_grad()
