@@ -23,7 +23,8 @@ from fastcore.docments import docments
 from fastcore.script import anno_parser
 
 from .core import ARCH_DEFAULTS, PudNet, PudNetConfig, save_network
-from .data import MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float
+from .data import (
+    MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float)
 from .evaluation import compare, format_table, user_tasks, write_records
 from .fast import SAMPLE_SIZE, FastPredictor
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
@@ -140,11 +141,14 @@ def _load_model(checkpoint: str, device: str, arch: str | None = None) -> PudNet
     return model.to(device)
 
 # %% ../nbs/11_cli.ipynb #03ef0e70
+_HISTORY_TAIL = 20  # the meta-training summary averages the loss and accuracy of this many last steps
+
 def _print_history(history: list):
     if history:
-        last = history[-20:]
+        last = history[-_HISTORY_TAIL:]
+        loss, acc = sum(h['loss'] for h in last) / len(last), sum(h['acc'] for h in last) / len(last)
         print(f"meta-training: {len(history)} steps, {history[-1]['seconds']:.0f} s; last {len(last)} steps: "
-              f"loss {sum(h['loss'] for h in last) / len(last):.3f}, query accuracy {sum(h['acc'] for h in last) / len(last):.3f}")
+              f"loss {loss:.3f}, query accuracy {acc:.3f}")
 
 # %% ../nbs/11_cli.ipynb #74f79c6c
 def _default_text(name: str, default) -> str:
@@ -153,7 +157,8 @@ def _default_text(name: str, default) -> str:
     return "default: " + ', '.join(f"{arch} {d.get(name, default)}" for arch, d in ARCH_DEFAULTS.items())
 
 def config_options(*classes, but: tuple = ()):
-    "Decorator: each field of the dataclasses `classes` (except `but` and the command's own arguments) becomes a keyword option."
+    ("Decorator: each field of the dataclasses `classes` (except `but` and the command's own arguments) becomes a "
+     "keyword option.")
     def add(command):
         sig = inspect.signature(command, eval_str=True)
         params = [p for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
@@ -162,7 +167,8 @@ def config_options(*classes, but: tuple = ()):
             hints, docs = get_type_hints(cls), docments(cls)
             for f in fields(cls):
                 if f.name in but or f.name in sig.parameters or f.name in helps: continue
-                anno = hints[f.name]  # a switch keeps its default (for --no-NAME); other options: None, the config's own
+                # a switch keeps its default (for --no-NAME); other options: None, the config's own
+                anno = hints[f.name]
                 params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=anno,
                                                 default=f.default if anno is bool else None))
                 helps[f.name] = f"{docs[f.name]} ({cls.__name__}; {_default_text(f.name, f.default)})"
@@ -174,7 +180,8 @@ def _split_options(options: dict, *classes) -> list:
     "`options` (name -> value; None: the default) as one dict per dataclass of `classes`; an unknown name is refused."
     names = [{f.name for f in fields(cls)} for cls in classes]
     unknown = set(options) - set().union(*names)
-    if unknown: raise TypeError(f"unknown option(s) {sorted(unknown)}: not a field of {', '.join(c.__name__ for c in classes)}")
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}: not a field of {', '.join(c.__name__ for c in classes)}")
     return [{k: v for k, v in options.items() if k in n and v is not None} for n in names]
 
 # %% ../nbs/11_cli.ipynb #a16821a9
@@ -191,14 +198,16 @@ def demo(steps: int = 300,  # meta-training steps (4 tasks each)
     epochs, out = _epochs(epochs), _check_output_folder(out)
     torch.manual_seed(seed)
     data = load_protocol_data('digits-set')
-    model = PudNet(PudNetConfig.for_arch('convnet3', in_channels=1, image_size=28, n_train_classes=len(data.train_classes)))
+    config = PudNetConfig.for_arch('convnet3', in_channels=1, image_size=28, n_train_classes=len(data.train_classes))
+    model = PudNet(config)
     cfg = TrainConfig(steps=steps, tasks_per_step=4, ways=4, p_per_class=40, q_per_class=15, seed=seed)
     ckpt = out / 'pudnet-digits.safetensors'
     print(f"PudNet demo: meta-training on digits {data.train_classes} ({steps} steps x {cfg.tasks_per_step} tasks), "
           f"checkpoint {ckpt}{' (resuming)' if ckpt.exists() else ''}")
     _print_history(meta_train(model, data.meta_train, data.train_classes, cfg, checkpoint=ckpt, progress=not quiet))
     tasks = protocol_tasks(data, test_tasks)
-    print(f"evaluating on {len(tasks)} tasks of unseen digits {data.test_classes} (P: 40 per class, 10 labelled; Q: the rest); "
+    print(f"evaluating on {len(tasks)} tasks of unseen digits {data.test_classes} "
+          f"(P: {cfg.p_per_class} per class, {cfg.n_shot} labelled; Q: the rest); "
           f"Adam from scratch on the first {min(scratch_tasks, len(tasks))}")
     records = compare('digits-set', model, tasks, scratch_tasks, epochs, progress=not quiet)
     for r in records: r['train_steps'], r['train_tasks_per_step'] = steps, cfg.tasks_per_step
@@ -219,6 +228,8 @@ def _init_distributed(device: str) -> tuple:
     return device, dist.get_rank()
 
 # %% ../nbs/11_cli.ipynb #5ac1def0
+_MAX_P_PER_CLASS = 100  # train's default images per class in P: the protocol's, at most this many
+
 @config_options(PudNetConfig, TrainConfig, but=('in_channels', 'image_size', 'n_train_classes', 'ways'))
 def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to use
           arch: str = 'convnet3',  # target network: convnet3, resnet18, resnet34
@@ -235,7 +246,8 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
           device: str = 'cpu',  # cpu or cuda
           quiet: bool = False,  # no progress bars
           **options):  # any field of PudNetConfig or TrainConfig, e.g. eta=0.5, use_kl_loss=False
-    "Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per device)."
+    ("Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per "
+     "device).")
     _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class,
               gen_rank=options.get('gen_rank'), checkpoint_every=checkpoint_every)
     _positive_finite(lr=lr)
@@ -245,15 +257,19 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
     p = get_protocol(protocol)
     data = load_protocol_data(p, data_root, download)
     model_options, train_options = _split_options(options, PudNetConfig, TrainConfig)
-    config = PudNetConfig.for_arch(arch, in_channels=p.channels, image_size=p.image_size, n_train_classes=len(data.train_classes),
-                                   **model_options)
-    cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=p.ways,
-                      p_per_class=min(p.p_per_class or 100, 100) if p_per_class is None else p_per_class,
+    config = PudNetConfig.for_arch(arch, in_channels=p.channels, image_size=p.image_size,
+                                   n_train_classes=len(data.train_classes), **model_options)
+    if p_per_class is None: p_per_class = min(p.p_per_class or _MAX_P_PER_CLASS, _MAX_P_PER_CLASS)
+    cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=p.ways, p_per_class=p_per_class,
                       q_per_class=q_per_class, lr=lr, seed=seed, checkpoint_every=checkpoint_every, **train_options)
     torch.manual_seed(seed)
     model = PudNet(config).to(device)
-    if rank == 0: print(f"meta-training {arch} on {protocol} ({len(data.train_classes)} classes), {steps} steps, checkpoint {checkpoint}")
-    try: history = meta_train(model, data.meta_train, data.train_classes, cfg, checkpoint=checkpoint, progress=not quiet)
+    if rank == 0:
+        print(f"meta-training {arch} on {protocol} ({len(data.train_classes)} classes), {steps} steps, "
+              f"checkpoint {checkpoint}")
+    try:
+        history = meta_train(model, data.meta_train, data.train_classes, cfg, checkpoint=checkpoint,
+                             progress=not quiet)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
     _check_finite(model, f"the model trained into {checkpoint}",
@@ -271,6 +287,8 @@ def _protocol_tasks(model: PudNet, checkpoint: str, protocol: str, tasks: int | 
     return protocol_tasks(load_protocol_data(p, data_root, download, meta_train=False), tasks)
 
 # %% ../nbs/11_cli.ipynb #61b149f6
+_USER_TASKS = 20  # tasks that `evaluate` draws from --data without --tasks
+
 def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
              protocol: str = None,  # a protocol's test tasks ...
              data: str = None,  # ... or your labelled images: ImageFolder directory or .npz (x, y)
@@ -301,7 +319,7 @@ def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
     if images is None:
         task_list, name = _protocol_tasks(model, checkpoint, protocol, tasks, data_root, download), protocol
     else:
-        task_list, name = user_tasks(images, model, ways, 20 if tasks is None else tasks), str(data)
+        task_list, name = user_tasks(images, model, ways, _USER_TASKS if tasks is None else tasks), str(data)
     records = compare(name, model, task_list, scratch_tasks, epochs, gc=gc, device=device, progress=not quiet)
     print(format_table(records))
     if out: print(f"records: {_write_records(out, records)}")
@@ -324,7 +342,8 @@ def predict(checkpoint: str,  # a PudNet checkpoint
     c = model.config
     if images.shape[0] != c.in_channels or images.shape[1:] != (c.image_size, c.image_size):
         print(f"adapting {len(images)} images of {images.shape} to {c.in_channels}x{c.image_size}x{c.image_size}")
-    x = check_images(to_float(adapt_images(images.x, c.in_channels, c.image_size)).to(device), c.in_channels, c.image_size)
+    adapted = to_float(adapt_images(images.x, c.in_channels, c.image_size)).to(device)
+    x = check_images(adapted, c.in_channels, c.image_size)
     if sample_size < 0: raise ValueError(f"--sample_size must be 0 (all images) or positive, got {sample_size}")
     t0 = time.perf_counter()
     net = FastPredictor(model, sample_size=sample_size or None).network(x)
@@ -344,22 +363,32 @@ def _speed(protocols, arch, n_tasks, checkpoint, out, device) -> list:
     changes = {k: v for k, v in dict(arch=arch, n_tasks=n_tasks).items() if v is not None}
     names = protocols.split(',') if protocols else [SpeedConfig.protocol]
     if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if checkpoint and len(names) > 1: raise ValueError("--checkpoint times one PudNet: give one protocol (--protocols NAME)")
+    if checkpoint and len(names) > 1:
+        raise ValueError("--checkpoint times one PudNet: give one protocol (--protocols NAME)")
     return [r for n in names for r in run_speed(SpeedConfig(protocol=n, **changes), Path(out) / n, device, checkpoint)]
 
-def bench(preset: str = 'gpu',  # a name of pudnet.bench.PRESETS: gpu, cpu, fair-cpu, mixed-cpu, smoke, ... (the bench chapter)
-          out: str = 'runs/bench',  # folder for records.json, curves.json and log.txt
-          budget: float = None,  # seconds for the whole run (default: the preset's)
-          protocols: str = None,  # comma-separated protocols (default: the preset's)
-          arch: str = None,  # target network (default: the preset's)
-          n_tasks: int = None,  # test tasks per protocol
-          scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
-          variants: str = None,  # comma-separated PudNets meta-trained and scored on every protocol (pudnet.bench.ABLATIONS names, e.g. 'full PudNet,metric loss only'; default: the preset's)
-          ablations: str = None,  # comma-separated ablation rows on the first protocol of each source, all trained for the reference's steps (pudnet.bench.ABLATIONS names; default: the preset's)
-          speed: bool = False,  # measure speed instead (the speed chapter): predict time and memory, meta-training tasks/s, the race against Adam
-          checkpoint: str = None,  # with --speed: the PudNet to time (default: one meta-trained for a few steps)
-          device: str = 'auto'):  # auto, cpu or cuda
-    "Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and a log."
+def bench(
+    # a name of pudnet.bench.PRESETS: gpu, cpu, fair-cpu, mixed-cpu, smoke, ... (the bench chapter)
+    preset: str = 'gpu',
+    out: str = 'runs/bench',  # folder for records.json, curves.json and log.txt
+    budget: float = None,  # seconds for the whole run (default: the preset's)
+    protocols: str = None,  # comma-separated protocols (default: the preset's)
+    arch: str = None,  # target network (default: the preset's)
+    n_tasks: int = None,  # test tasks per protocol
+    scratch_tasks: int = None,  # tasks for Adam/GC from scratch and fine-tuning
+    # comma-separated PudNets meta-trained and scored on every protocol (pudnet.bench.ABLATIONS names,
+    # e.g. 'full PudNet,metric loss only'; default: the preset's)
+    variants: str = None,
+    # comma-separated ablation rows on the first protocol of each source, all trained for the reference's steps
+    # (pudnet.bench.ABLATIONS names; default: the preset's)
+    ablations: str = None,
+    # measure speed instead (the speed chapter): predict time and memory, meta-training tasks/s, the race against Adam
+    speed: bool = False,
+    checkpoint: str = None,  # with --speed: the PudNet to time (default: one meta-trained for a few steps)
+    device: str = 'auto',  # auto, cpu or cuda
+):
+    ("Meta-train and score PudNet and every baseline on the same tasks within a time budget; write JSON records and "
+     "a log.")
     from pudnet.bench import bench_config, run_bench
     _positive_finite(budget=budget)
     _at_least(1, n_tasks=n_tasks)

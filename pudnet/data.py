@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'MIXTURES', 'MIXTURE_SHAPE',
-           'MIXTURE_PER_CLASS', 'PROGRESS_EVERY', 'ImageData', 'load_digits_images', 'shared_data_root', 'load_shared',
-           'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder', 'load_npz', 'load_user_data',
-           'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture', 'image_folder_dataset',
-           'LogProgress', 'progress_bar']
+__all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'LUMA_WEIGHTS', 'MIXTURES',
+           'MIXTURE_SHAPE', 'MIXTURE_PER_CLASS', 'PROGRESS_EVERY', 'ImageData', 'load_digits_images',
+           'shared_data_root', 'load_shared', 'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder',
+           'load_npz', 'load_user_data', 'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture',
+           'image_folder_dataset', 'LogProgress', 'progress_bar']
 
 # %% ../nbs/00_data.ipynb #4a6842b2
 @dataclass
@@ -42,12 +42,14 @@ class ImageData:
                              f"{getattr(self.x, 'dtype', type(self.x))} {tuple(getattr(self.x, 'shape', ()))}")
         self.y = torch.as_tensor(self.y, dtype=torch.int64)
         if self.y.shape != (len(self.x),):
-            raise ValueError(f"ImageData.y must have one label per image: {len(self.x)} images, labels {tuple(self.y.shape)}")
+            raise ValueError(f"ImageData.y must have one label per image: {len(self.x)} images, "
+                             f"labels {tuple(self.y.shape)}")
         if len(self.y) and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
             raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} (one per class name), "
                              f"got {int(self.y.min())}..{int(self.y.max())}")
         if self.domains is not None and len(self.domains) != len(self.classes):
-            raise ValueError(f"domains must name one domain per class: {len(self.classes)} classes, {len(self.domains)} domains")
+            raise ValueError(f"domains must name one domain per class: {len(self.classes)} classes, "
+                             f"{len(self.domains)} domains")
 
     def __len__(self): return len(self.x)
 
@@ -84,7 +86,8 @@ SHARED_FILES = {  # dataset -> split -> npz files (the layout of ../shared/datas
 }
 
 def shared_data_root() -> Path | None:
-    "The folder of the shared dataset copies: `$PUDNET_DATA`, or `shared/datasets` beside the working directory or a parent."
+    """The folder of the shared dataset copies: `$PUDNET_DATA`, or `shared/datasets` beside the working directory or a
+    parent."""
     if os.environ.get('PUDNET_DATA'): return Path(os.environ['PUDNET_DATA'])
     for d in [Path.cwd(), *Path.cwd().parents]:
         for cand in (d / 'shared' / 'datasets', d.parent / 'shared' / 'datasets'):
@@ -96,12 +99,14 @@ def _decode_webp_npz(z) -> np.ndarray:
     "Decode a WebP-packed npz (`webp` bytes + `offsets`) to (N, C, H, W) uint8, with Pillow (lossless: exact pixels)."
     from PIL import Image
     buf, off = z['webp'], z['offsets']
-    imgs = [np.asarray(Image.open(io.BytesIO(buf[off[i]:off[i + 1]].tobytes())).convert('RGB')) for i in range(len(off) - 1)]
+    imgs = [np.asarray(Image.open(io.BytesIO(buf[off[i]:off[i + 1]].tobytes())).convert('RGB'))
+            for i in range(len(off) - 1)]
     return np.stack(imgs).transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 
 def load_shared(name: str, split: str = 'train', root: str | Path | None = None) -> ImageData:
     "Load `name` ('fashion-mnist', 'cifar10' or 'cifar100') `split` from the shared `.npz` copies."
-    if name not in SHARED_FILES: raise ValueError(f"unknown shared dataset {name!r}; choose one of {sorted(SHARED_FILES)}")
+    if name not in SHARED_FILES:
+        raise ValueError(f"unknown shared dataset {name!r}; choose one of {sorted(SHARED_FILES)}")
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root) if root is not None else shared_data_root()
     if root is None or not (root / name).is_dir():
@@ -113,12 +118,14 @@ def load_shared(name: str, split: str = 'train', root: str | Path | None = None)
             xs.append(_decode_webp_npz(z) if 'webp' in z.files else z['x'].transpose(0, 3, 1, 2))
             ys.append(z['y'].astype(np.int64))
     classes = json.loads((root / name / 'classes.json').read_text())
-    return ImageData(torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))), torch.from_numpy(np.concatenate(ys)), classes)
+    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(xs)))
+    return ImageData(x, torch.from_numpy(np.concatenate(ys)), classes)
 
 # %% ../nbs/00_data.ipynb #fd6f0b7e
 TORCHVISION_DATASETS = {'fashion-mnist': 'FashionMNIST', 'cifar10': 'CIFAR10', 'cifar100': 'CIFAR100', 'mnist': 'MNIST'}
 
-def load_torchvision(name: str, split: str = 'train', root: str | Path = '~/.cache/pudnet', download: bool = False) -> ImageData:
+def load_torchvision(name: str, split: str = 'train', root: str | Path = '~/.cache/pudnet',
+                     download: bool = False) -> ImageData:
     "Load `name` through torchvision's dataset class (downloaded to / read from `root`)."
     import torchvision.datasets as tvd
     if name not in TORCHVISION_DATASETS:
@@ -126,14 +133,16 @@ def load_torchvision(name: str, split: str = 'train', root: str | Path = '~/.cac
     cls = getattr(tvd, TORCHVISION_DATASETS[name])
     try: ds = cls(str(Path(root).expanduser()), train=(split == 'train'), download=download)
     except RuntimeError as e:
-        raise FileNotFoundError(f"{name} not found under {root}: pass download=True (needs internet) or root= a local copy ({e})") from e
+        raise FileNotFoundError(f"{name} not found under {root}: pass download=True (needs internet) "
+                                f"or root= a local copy ({e})") from e
     x = torch.as_tensor(np.asarray(ds.data))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
     return ImageData(x.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(ds.targets)), list(ds.classes))
 
 # %% ../nbs/00_data.ipynb #05267936
 def load_dataset(name: str, split: str = 'train', root: str | Path | None = None, download: bool = False) -> ImageData:
-    "Load `name` ('digits', 'fashion-mnist', 'cifar10', 'cifar100', or a mixture in `MIXTURES`): shared copy if present, else torchvision."
+    """Load `name` ('digits', 'fashion-mnist', 'cifar10', 'cifar100', or a mixture in `MIXTURES`): shared copy if
+    present, else torchvision."""
     if name == 'digits': return load_digits_images()
     if name in MIXTURES: return load_mixture(name, split, root, download)
     shared = Path(root) if root is not None else shared_data_root()
@@ -310,7 +319,8 @@ def _check_pixels(x: np.ndarray, path) -> np.ndarray:
     return x
 
 def _check_labels(y: np.ndarray, n: int, path) -> np.ndarray:
-    if y.ndim != 1 or len(y) != n: raise ValueError(f"{path}: `y` must hold one label per image ({n}), got shape {y.shape}")
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{path}: `y` must hold one label per image ({n}), got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer): raise ValueError(f"{path}: `y` must hold integer labels, got {y.dtype}")
     if len(y) and y.min() < 0: raise ValueError(f"{path}: labels must be >= 0, got {y.min()}")
     return y.astype(np.int64)
@@ -333,7 +343,8 @@ def load_user_data(path: str | Path, skip_bad: bool = False, max_pixels: int = M
                    max_bytes: int = MAX_DATA_BYTES) -> ImageData:
     "Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad`, `max_pixels`: folders only)."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give an .npz file or an ImageFolder directory")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give an .npz file or an ImageFolder directory")
     if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes)
     if not path.is_file():
         raise ValueError(f"{path} is not a regular file (a device or pipe?): "
@@ -347,21 +358,27 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 _ADAPT_CHUNK_VALUES = 2**24  # adapt_images converts about this many pixel values at a time (64 MB as floats)
 
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in a grey image
+
 def _adapt_chunk(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
     "Adapt the images `x` (N, C, H, W) to `channels` (1 <-> 3) and resize them to `size`."
     c = x.shape[1]
     if c != channels:
         if c == 1 and channels == 3: x = x.expand(-1, 3, -1, -1)
         elif c == 3 and channels == 1:
-            x = (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).round().to(x.dtype)
-        else: raise ValueError(f"cannot adapt {c}-channel images to a {channels}-channel model (only 1 <-> 3 is supported)")
+            grey = (x.float() * torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = grey.round().to(x.dtype)
+        else:
+            raise ValueError(f"cannot adapt {c}-channel images to a {channels}-channel model "
+                             f"(only 1 <-> 3 is supported)")
     if x.shape[-2:] != (size, size):
         xf = F.interpolate(x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
         x = xf.round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else xf
     return x.contiguous()
 
 def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
-    "Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels, a chunk at a time (bounded memory)."
+    """Resize uint8 or float images (N, C, H, W) to `size` and adapt 1 <-> 3 channels, a chunk at a time (bounded
+    memory)."""
     if x.ndim != 4: raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
     per_chunk = max(1, _ADAPT_CHUNK_VALUES // max(1, math.prod(x.shape[1:])))  # images per chunk
     if len(x) <= per_chunk: return _adapt_chunk(x, channels, size)
@@ -369,19 +386,24 @@ def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
 
 def check_images(x, channels: int | None = None, size: int | None = None, what: str = 'images') -> torch.Tensor:
     "Validate float images (N, C, H, W): rank, non-empty, channel count, size, finiteness; raise a clear error."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.ndim == 3 and channels is not None and x.shape[0] == channels:
-        raise ValueError(f"{what} has shape {tuple(x.shape)}: one image? add a batch dimension with x[None] -> (1, C, H, W)")
+        raise ValueError(f"{what} has shape {tuple(x.shape)}: one image? "
+                         f"add a batch dimension with x[None] -> (1, C, H, W)")
     if x.ndim != 4: raise ValueError(f"expected {what} of shape (N, C, H, W), got {tuple(x.shape)}")
     if len(x) == 0: raise ValueError(f"{what} is empty: a dataset needs at least one image")
-    if not x.is_floating_point(): raise TypeError(f"{what} must be floats (use pudnet.data.to_float on uint8 pixels), got {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(f"{what} must be floats (use pudnet.data.to_float on uint8 pixels), got {x.dtype}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{what} have {x.shape[1]} channels but the model expects {channels}; "
                          f"use pudnet.data.adapt_images(x, {channels}, size) to convert grey <-> RGB")
     if size is not None and tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"{what} are {tuple(x.shape[-2:])} pixels but the model expects ({size}, {size}); "
                          f"use pudnet.data.adapt_images(x, channels, {size}) to resize")
-    if not torch.isfinite(x).all(): raise ValueError(f"{what} contain NaN or Inf pixels ({int((~torch.isfinite(x)).sum())} values); clean the data first")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what} contain NaN or Inf pixels ({int((~torch.isfinite(x)).sum())} values); "
+                         f"clean the data first")
     return x
 
 # %% ../nbs/00_data.ipynb #ddd532c0
@@ -395,7 +417,8 @@ def mix_datasets(datas: dict, channels: int = MIXTURE_SHAPE[0], size: int = MIXT
     rng = np.random.default_rng(seed)
     xs, ys, classes, domains = [], [], [], []
     for domain, d in datas.items():
-        keep = np.concatenate([rng.permutation(np.flatnonzero(d.y.numpy() == c))[:per_class] for c in range(len(d.classes))])
+        keep = np.concatenate([rng.permutation(np.flatnonzero(d.y.numpy() == c))[:per_class]
+                               for c in range(len(d.classes))])
         keep.sort()
         xs.append(adapt_images(d.x[keep], channels, size))
         ys.append(d.y[keep] + len(classes))

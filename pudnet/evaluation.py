@@ -16,15 +16,15 @@ from pathlib import Path
 
 import torch
 
-from .baselines import train_from_scratch
+from .baselines import EVAL_BATCH, train_from_scratch
 from .core import PrototypeClassifier, PudNet, atomic_write_bytes
 from .data import ImageData, adapt_images, progress_bar, to_float
 from .fast import sync
-from .tasks import Task, sample_task
+from .tasks import sample_task
 
 # %% auto #0
-__all__ = ['mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit', 'device_name', 'make_record',
-           'write_records', 'speedup', 'compare', 'format_table', 'markdown_table', 'user_tasks']
+__all__ = ['GIT_TIMEOUT', 'mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit', 'device_name',
+           'make_record', 'write_records', 'speedup', 'compare', 'format_table', 'markdown_table', 'user_tasks']
 
 # %% ../nbs/10_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -48,12 +48,15 @@ def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = F
     for i, t in enumerate(progress_bar(tasks, leave=False) if progress else tasks):
         p = to_float(t.p_x).to(device)
         for _ in range(warmup if i == 0 else 0): model.predict(p)  # warm-up (allocations, lazy init)
-        sync(device); t0 = time.perf_counter()
+        sync(device)
+        t0 = time.perf_counter()
         net = model.predict(p)
-        sync(device); secs.append(time.perf_counter() - t0)
-        clf = PrototypeClassifier.from_labelled(net, to_float(t.shot_x).to(device), t.shot_y.to(device), model.config.tau)
+        sync(device)
+        secs.append(time.perf_counter() - t0)
+        shot_x, shot_y = to_float(t.shot_x).to(device), t.shot_y.to(device)
+        clf = PrototypeClassifier.from_labelled(net, shot_x, shot_y, model.config.tau)
         with torch.no_grad():
-            pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in t.q_x.split(1024)])
+            pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in t.q_x.split(EVAL_BATCH)])
         accs.append((pred == t.q_y).float().mean().item())
     return {'acc': accs, 'seconds': secs}
 
@@ -62,15 +65,22 @@ def evaluate_scratch(tasks: list, arch: str, epochs=(1, 10, 30), gc: bool = Fals
     "Adam (or GC) from scratch on each task: accuracy and training seconds per epoch count."
     runs = [train_from_scratch(t, arch, epochs, gc=gc, seed=t.seed, width=width, device=device, **kwargs)
             for t in (progress_bar(tasks, leave=False) if progress else tasks)]
-    return {e: {'acc': [r['acc'][e] for r in runs], 'seconds': [r['seconds'][e] for r in runs]} for e in sorted(runs[0]['acc'])}
+    return {e: {'acc': [r['acc'][e] for r in runs], 'seconds': [r['seconds'][e] for r in runs]}
+            for e in sorted(runs[0]['acc'])}
 
 # %% ../nbs/10_evaluation.ipynb #fb696db4
+GIT_TIMEOUT = 10  # seconds each git query may take before the commit is recorded as 'unknown'
+
 def git_commit() -> str:
-    "The current git commit of the working directory (with '+dirty' if uncommitted changes), or 'unknown'; $PUDNET_COMMIT overrides it."
-    if os.environ.get('PUDNET_COMMIT'): return os.environ['PUDNET_COMMIT']  # e.g. a machine whose copy of the tree has stale git metadata
+    """The current git commit of the working directory (with '+dirty' if uncommitted changes), or 'unknown';
+    $PUDNET_COMMIT overrides it."""
+    # $PUDNET_COMMIT: e.g. a machine whose copy of the tree has stale git metadata
+    if os.environ.get('PUDNET_COMMIT'): return os.environ['PUDNET_COMMIT']
+    def git(*args): return subprocess.run(['git', *args], capture_output=True, text=True,
+                                          timeout=GIT_TIMEOUT).stdout.strip()
     try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = git('rev-parse', '--short', 'HEAD')
+        dirty = git('status', '--porcelain', '--untracked-files=no')
         return (commit + ('+dirty' if dirty else '')) if commit else 'unknown'
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
@@ -79,15 +89,17 @@ def device_name(device='cpu') -> str:
     if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
-def make_record(protocol: str, method: str, arch: str, tasks: list, accs: list, seconds: list, device='cpu', **extra) -> dict:
-    "One result: protocol, method, arch, seeds (and domains), n_tasks, accs, mean, ci95, times, device, torch, commit (+ `extra`)."
+def make_record(protocol: str, method: str, arch: str, tasks: list, accs: list, seconds: list, device='cpu',
+                **extra) -> dict:
+    """One result: protocol, method, arch, seeds (and domains), n_tasks, accs, mean, ci95, times, device, torch, commit
+    (+ `extra`)."""
     mean, ci = mean_ci95(accs)
     domains = [getattr(t, 'domain', None) for t in tasks][:len(accs)]
     return {'protocol': protocol, 'method': method, 'arch': arch, 'seeds': [t.seed for t in tasks][:len(accs)],
             **({'domains': domains} if any(domains) else {}),
-            'n_tasks': len(accs), 'accs': [float(a) for a in accs], 'mean': mean, 'ci95': ci, 'seconds_median': statistics.median(seconds),
-            'seconds_mean': statistics.fmean(seconds), 'device': device_name(device), 'torch': torch.__version__,
-            'commit': git_commit(), **extra}
+            'n_tasks': len(accs), 'accs': [float(a) for a in accs], 'mean': mean, 'ci95': ci,
+            'seconds_median': statistics.median(seconds), 'seconds_mean': statistics.fmean(seconds),
+            'device': device_name(device), 'torch': torch.__version__, 'commit': git_commit(), **extra}
 
 def write_records(path, records: list) -> Path:
     "Write `records` as a JSON list, atomically."
@@ -95,7 +107,8 @@ def write_records(path, records: list) -> Path:
 
 # %% ../nbs/10_evaluation.ipynb #1fec08ce
 def speedup(pudnet_acc: float, pudnet_seconds: float, curve: dict) -> float | None:
-    "Seconds for scratch training to reach `pudnet_acc` (interpolated on `curve`: epoch -> (acc, seconds)) / `pudnet_seconds`."
+    """Seconds for scratch training to reach `pudnet_acc` (interpolated on `curve`: epoch -> (acc, seconds)) /
+    `pudnet_seconds`."""
     prev_acc, prev_s = 0.0, 0.0
     for e in sorted(curve):
         acc, s = curve[e]
@@ -113,14 +126,15 @@ def compare(protocol: str, model: PudNet, tasks: list, scratch_tasks: int = 5, e
     records = [make_record(protocol, 'PudNet', arch, tasks, pud['acc'], pud['seconds'], device)]
     n = min(scratch_tasks, len(tasks))
     if n == 0: return records
-    records.append(make_record(protocol, 'PudNet', arch, tasks[:n], pud['acc'][:n], pud['seconds'][:n], device, subset='scratch tasks'))
+    records.append(make_record(protocol, 'PudNet', arch, tasks[:n], pud['acc'][:n], pud['seconds'][:n], device,
+                               subset='scratch tasks'))
     p_acc, p_sec = mean_ci95(pud['acc'][:n])[0], statistics.median(pud['seconds'][:n])
     for method, use_gc in [('Adam scratch', False)] + ([('GC scratch', True)] if gc else []):
         res = evaluate_scratch(tasks[:n], arch, epochs, gc=use_gc, device=device, width=width, progress=progress)
         curve = {e: (statistics.fmean(r['acc']), statistics.median(r['seconds'])) for e, r in res.items()}
         for e, r in res.items():
-            records.append(make_record(protocol, f'{method} {e} ep', arch, tasks[:n], r['acc'], r['seconds'], device, epochs=e,
-                                       speedup_to_pudnet=speedup(p_acc, p_sec, curve)))
+            records.append(make_record(protocol, f'{method} {e} ep', arch, tasks[:n], r['acc'], r['seconds'], device,
+                                       epochs=e, speedup_to_pudnet=speedup(p_acc, p_sec, curve)))
     return records
 
 def format_table(records: list) -> str:
@@ -135,18 +149,21 @@ def format_table(records: list) -> str:
 # %% ../nbs/10_evaluation.ipynb #0126e930
 def markdown_table(records: list) -> str:
     "A Markdown table of records: method, tasks, accuracy ± CI, median seconds, speed-up, device."
-    rows = ['| method | tasks | accuracy (%) | seconds / task | PudNet speed-up | device |', '|---|---|---|---|---|---|']
+    rows = ['| method | tasks | accuracy (%) | seconds / task | PudNet speed-up | device |',
+            '|---|---|---|---|---|---|']
     for r in records:
         name = r['method'] + (' (on the Adam tasks)' if r.get('subset') else '')
         ci = '' if math.isnan(r['ci95']) else f" ± {100 * r['ci95']:.2f}"
         sp = r.get('speedup_to_pudnet')
-        sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else f'{sp:,.0f}x' if sp >= 10 else f'{sp:.2f}x')
-        rows.append(f"| {name} | {r['n_tasks']} | {100 * r['mean']:.2f}{ci} | {r['seconds_median']:.3f} | {sp} | {r['device']} |")
+        sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else
+                                                      f'{sp:,.0f}x' if sp >= 10 else f'{sp:.2f}x')
+        rows.append(f"| {name} | {r['n_tasks']} | {100 * r['mean']:.2f}{ci} | {r['seconds_median']:.3f} | {sp} "
+                    f"| {r['device']} |")
     return '\n'.join(rows)
 
 # %% ../nbs/10_evaluation.ipynb #69864764
-def user_tasks(data: ImageData, model: PudNet, ways: int | None = None, n_tasks: int = 20, p_per_class: int | None = None,
-               n_shot: int = 10, seed: int = 0) -> list:
+def user_tasks(data: ImageData, model: PudNet, ways: int | None = None, n_tasks: int = 20,
+               p_per_class: int | None = None, n_shot: int = 10, seed: int = 0) -> list:
     "`n_tasks` tasks of `ways` classes (all by default) from a user's labelled images, resized to the model's input."
     classes = sorted(set(data.y.tolist()))
     if len(data) == 0: raise ValueError("the dataset is empty")
@@ -155,8 +172,9 @@ def user_tasks(data: ImageData, model: PudNet, ways: int | None = None, n_tasks:
     if ways > len(classes): raise ValueError(f"cannot build {ways}-way tasks from {len(classes)} classes")
     smallest = min(int((data.y == c).sum()) for c in classes)
     p_per_class = p_per_class or max(n_shot, smallest // 2)
-    if smallest <= p_per_class: raise ValueError(f"the smallest class has {smallest} images; P needs {p_per_class} per class "
-                                                 f"and Q at least one more: give more images or a smaller p_per_class")
+    if smallest <= p_per_class:
+        raise ValueError(f"the smallest class has {smallest} images; P needs {p_per_class} per class "
+                         f"and Q at least one more: give more images or a smaller p_per_class")
     c = model.config
     x = adapt_images(data.x, c.in_channels, c.image_size)
     return [sample_task(ImageData(x, data.y, data.classes), None, classes, ways, p_per_class, None, n_shot, seed + i)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['DatasetSketch', 'class_spread']
+__all__ = ['DatasetSketch']
 
 # %% ../nbs/02_sketch.ipynb #e84f063a
 def _sketch_block(c_in: int, c_out: int, norm: str = 'group') -> nn.Sequential:
@@ -19,23 +19,13 @@ def _sketch_block(c_in: int, c_out: int, norm: str = 'group') -> nn.Sequential:
                          nn.GroupNorm(8, c_out) if norm == 'group' else nn.BatchNorm2d(c_out))
 
 class DatasetSketch(nn.Module):
-    "T_phi and a pooling over a dataset: images (N, C, H, W) -> sketch s of size `dim` (the mean, eq. 3, or attention pooling)."
-    def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 32, norm: str = 'group', pool: str = 'mean',
-                 class_aware: bool = False):
+    "T_phi and the mean over a dataset (eq. 3): images (N, C, H, W) -> sketch s of size `dim`."
+    def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 32, norm: str = 'group'):
         super().__init__()
-        if pool not in ('mean', 'attention'): raise ValueError(f"pool must be 'mean' (eq. 3) or 'attention', got {pool!r}")
         self.features = nn.Sequential(_sketch_block(in_channels, width, norm), _sketch_block(width, 2 * width, norm),
                                       _sketch_block(2 * width, 4 * width, norm), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(4 * width, dim))
         self.norm = nn.LayerNorm(dim)
-        self.score = None
-        if pool == 'attention':  # a learned query: image j gets weight softmax_j(score(T_phi(x_j)))
-            self.score = nn.Linear(dim, 1)
-            nn.init.zeros_(self.score.weight); nn.init.zeros_(self.score.bias)  # starts as the mean
-        self.classes = None
-        if class_aware:  # the spread of the labelled images' class means joins the sketch; starts at zero (the paper's sketch)
-            self.classes = nn.Linear(dim, dim)
-            nn.init.zeros_(self.classes.weight); nn.init.zeros_(self.classes.bias)
 
     @property
     def batch_dependent(self) -> bool:
@@ -46,55 +36,30 @@ class DatasetSketch(nn.Module):
         "T_phi(x_j) for every image: (N, C, H, W) -> (N, dim)."
         return self.features(x)
 
-    def pool(self, emb: torch.Tensor) -> torch.Tensor:
-        "One dataset's embeddings (N, dim) -> its pooled vector (dim,), before the LayerNorm."
-        if self.score is None: return emb.mean(0)
-        return (torch.softmax(self.score(emb).float(), 0).to(emb.dtype) * emb).sum(0)
+    def pool(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        "One dataset's embeddings (N, dim) -> their mean (dim,), before the LayerNorm; `labels` are not used here."
+        return emb.mean(0)
 
-    def class_term(self, emb: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        "The class-aware part of the sketch (dim,): a linear map of the per-dimension spread of the labelled images' class means."
-        if self.classes is None: return emb.new_zeros(())
-        if labels is None: raise ValueError("this sketch is class-aware: give the labels of P (-1 for unlabelled images)")
-        return self.classes(class_spread(emb, labels))
-
-    def forward(self, x: torch.Tensor, chunk_size: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        "The sketch s of the dataset `x` (N, C, H, W) -> (dim,); `chunk_size` streams the pooling (eval mode); `labels` (N,), -1 unlabelled."
-        if chunk_size is None or len(x) <= chunk_size:
-            emb = self.embed(x)
-            return self.norm(self.pool(emb) + self.class_term(emb, labels))
+    def forward(self, x: torch.Tensor, chunk_size: int | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        "The sketch s of the dataset `x` (N, C, H, W) -> (dim,); `chunk_size` streams the pooling (eval mode)."
+        if chunk_size is None or len(x) <= chunk_size: return self.norm(self.pool(self.embed(x), labels))
         if self.training and self.batch_dependent:
-            raise ValueError("chunked sketches with norm='batch' need eval mode (BatchNorm batch statistics differ per chunk)")
+            raise ValueError("chunked sketches with norm='batch' need eval mode "
+                             "(BatchNorm batch statistics differ per chunk)")
         return self.stream(x.split(chunk_size))
 
     def stream(self, batches) -> torch.Tensor:
-        "The sketch of a dataset given as an iterable of batches (N_i, C, H, W): the pooling accumulated over batches."
-        if self.classes is not None: raise ValueError("this sketch is class-aware: give P as one tensor with its labels (-1 for unlabelled)")
-        total, n, top, z = 0, 0, None, 0  # attention: a running max `top` keeps the softmax sums finite
+        "The sketch of a dataset given as an iterable of batches (N_i, C, H, W): the embeddings summed batch by batch."
+        total, n = 0, 0
         for x in batches:
-            e = self.embed(x)
-            if self.score is None: total = total + e.sum(0)
-            else:
-                s = self.score(e).float()
-                new_top = s.max() if top is None else torch.maximum(top, s.max())
-                rescale = 1.0 if top is None else torch.exp(top - new_top)
-                w = torch.exp(s - new_top)
-                total, z, top = total * rescale + (w * e.float()).sum(0), z * rescale + w.sum(), new_top
+            total = total + self.embed(x).sum(0)
             n += len(x)
         if n == 0: raise ValueError("the dataset is empty: a dataset needs at least one image")
-        return self.norm(total / n if self.score is None else (total / z).to(e.dtype))
+        return self.norm(total / n)
 
     def batch(self, datasets: list, labels: list | None = None) -> torch.Tensor:
-        "Sketches of several datasets in one pass (BatchNorm sees all their images): list of (N_i, C, H, W) -> (B, dim)."
+        "Sketches of several datasets in one pass (BatchNorm sees all their images): [(N_i, C, H, W)] -> (B, dim)."
         emb = self.embed(torch.cat(list(datasets))).split([len(d) for d in datasets])  # (N_i, dim) each
         labels = [None] * len(emb) if labels is None else labels
-        return self.norm(torch.stack([self.pool(e) + self.class_term(e, y) for e, y in zip(emb, labels)]))
-
-def class_spread(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    "Per dimension, the standard deviation across classes of the labelled embeddings' class means: (N, dim), (N,) -> (dim,)."
-    keep = labels >= 0
-    emb, labels = emb[keep], labels[keep]
-    if len(labels) == 0 or int(labels.max()) < 1: raise ValueError("a class-aware sketch needs labelled images of at least 2 classes")
-    n = int(labels.max()) + 1
-    counts = torch.bincount(labels, minlength=n).clamp_min(1).to(emb.dtype)
-    means = emb.new_zeros(n, emb.shape[1]).index_add_(0, labels, emb) / counts[:, None]
-    return means.std(0, unbiased=False)
+        return self.norm(torch.stack([self.pool(e, y) for e, y in zip(emb, labels)]))

@@ -84,11 +84,15 @@ def sample_task(p_data: ImageData, q_data: ImageData | None, classes, ways: int,
     for c in chosen:
         p_pick, rest = _take(rng, np.flatnonzero(py_np == c), p_per_class, 'P', c)
         q_pick, _ = _take(rng, rest if same_pool else np.flatnonzero(qy_np == c), q_per_class, 'Q', c)
-        if len(p_pick) < n_shot: raise ValueError(f"class {c}: P holds {len(p_pick)} images, fewer than n_shot={n_shot}")
+        if len(p_pick) < n_shot:
+            raise ValueError(f"class {c}: P holds {len(p_pick)} images, fewer than n_shot={n_shot}")
         if len(q_pick) == 0: raise ValueError(f"class {c} has no images left for the query set Q")
         shots.append(offset + rng.choice(len(p_pick), n_shot, replace=False))  # labelled images: indices into P
-        p_idx.append(p_pick); q_idx.append(q_pick); offset += len(p_pick)
-    labels = lambda idx: torch.repeat_interleave(torch.arange(ways), torch.tensor([len(i) for i in idx]))  # task labels 0..ways-1
+        p_idx.append(p_pick)
+        q_idx.append(q_pick)
+        offset += len(p_pick)
+    # task labels 0..ways-1
+    labels = lambda idx: torch.repeat_interleave(torch.arange(ways), torch.tensor([len(i) for i in idx]))
     qd = p_data if same_pool else q_data
     return Task(p_data.x[np.concatenate(p_idx)], labels(p_idx), torch.from_numpy(np.concatenate(shots)),
                 qd.x[np.concatenate(q_idx)], labels(q_idx), chosen, seed, domain)
@@ -118,7 +122,8 @@ class Protocol:
     p_total: int | None = None  # inter-dataset: P = this many random images of the split (None = the whole split)
 
 # %% ../nbs/01_tasks.ipynb #1671699f
-MIXED_TEST = (*(f'cifar100/{c}' for c in CIFAR_FS_TEST), *(f'fashion-mnist/{c}' for c in ('Shirt', 'Sneaker', 'Bag', 'Ankle boot')),
+MIXED_TEST = (*(f'cifar100/{c}' for c in CIFAR_FS_TEST),
+              *(f'fashion-mnist/{c}' for c in ('Shirt', 'Sneaker', 'Bag', 'Ankle boot')),
               *(f'digits/{i}' for i in range(6, 10)))  # the test classes of each domain of `mixed-domain`
 
 PROTOCOLS = {p.name: p for p in [
@@ -126,14 +131,14 @@ PROTOCOLS = {p.name: p for p in [
              n_tasks=100, p_split='same', q_split='same'),
     Protocol('fashion-set', 'fashion-mnist', tuple(range(6)), 'fashion-mnist', (6, 7, 8, 9), ways=4, p_per_class=500,
              q_per_class=None, n_tasks=500),
-    Protocol('cifar100-set', 'cifar100', ('not', *CIFAR_FS_TEST), 'cifar100', tuple(CIFAR_FS_TEST), ways=5, p_per_class=None,
-             q_per_class=None, n_tasks=500, image_size=32, channels=3),
+    Protocol('cifar100-set', 'cifar100', ('not', *CIFAR_FS_TEST), 'cifar100', tuple(CIFAR_FS_TEST), ways=5,
+             p_per_class=None, q_per_class=None, n_tasks=500, image_size=32, channels=3),
     Protocol('cifar100-to-cifar10', 'cifar100', ('not', *CIFAR_FS_TEST), 'cifar10', tuple(range(10)), ways=10,
              p_per_class=None, q_per_class=None, n_tasks=21, image_size=32, channels=3, p_total=5000),
     Protocol('fashion-to-digits', 'fashion-mnist', tuple(range(6)), 'digits', tuple(range(10)), ways=10, p_per_class=50,
              q_per_class=None, n_tasks=100, p_split='same', q_split='same'),
-    Protocol('mixed-domain', 'mixed', ('not', *MIXED_TEST), 'mixed', MIXED_TEST, ways=4, p_per_class=100, q_per_class=60,
-             n_tasks=60, p_split='same', q_split='same', image_size=32, channels=3),
+    Protocol('mixed-domain', 'mixed', ('not', *MIXED_TEST), 'mixed', MIXED_TEST, ways=4, p_per_class=100,
+             q_per_class=60, n_tasks=60, p_split='same', q_split='same', image_size=32, channels=3),
 ]}
 
 def get_protocol(name: str) -> Protocol:
@@ -157,19 +162,24 @@ def _resolve(ids, classes: list) -> list:
     if ids and ids[0] == 'not': return [i for i, c in enumerate(classes) if c not in ids[1:]]
     return [classes.index(c) if isinstance(c, str) else int(c) for c in ids]
 
-def load_protocol_data(protocol: Protocol | str, root=None, download: bool = False, meta_train: bool = True) -> ProtocolData:
+def load_protocol_data(protocol: Protocol | str, root=None, download: bool = False,
+                       meta_train: bool = True) -> ProtocolData:
     "Load the pools `protocol` needs (shared copies, else torchvision under `root`)."
     p = get_protocol(protocol) if isinstance(protocol, str) else protocol
     src = load_dataset(p.source, 'train', root, download) if meta_train else None
     train_classes = _resolve(p.train_classes, src.classes) if src is not None else []
-    if p.p_split == 'same' and src is not None and p.target == p.source: test_p, test_q = src, None  # one pool, loaded once
+    if p.p_split == 'same' and src is not None and p.target == p.source:
+        test_p, test_q = src, None  # one pool, loaded once
     elif p.p_split == 'same': test_p, test_q = load_dataset(p.target, 'train', root, download), None
-    else: test_p, test_q = load_dataset(p.target, p.p_split, root, download), load_dataset(p.target, p.q_split, root, download)
+    else:
+        test_p = load_dataset(p.target, p.p_split, root, download)
+        test_q = load_dataset(p.target, p.q_split, root, download)
     test_classes = _resolve(p.test_classes, test_p.classes)
     if src is not None and p.source == p.target and set(train_classes) & set(test_classes):
         raise ValueError(f"{p.name}: meta-train and test classes overlap")
     return ProtocolData(p, src.select(train_classes) if src is not None else None, train_classes,
-                        test_p.select(test_classes), test_q.select(test_classes) if test_q is not None else None, test_classes)
+                        test_p.select(test_classes), test_q.select(test_classes) if test_q is not None else None,
+                        test_classes)
 
 # %% ../nbs/01_tasks.ipynb #f3e40df9
 def _whole_split_task(data: ProtocolData, seed: int, total: int | None) -> Task:
@@ -179,7 +189,8 @@ def _whole_split_task(data: ProtocolData, seed: int, total: int | None) -> Task:
     idx = np.arange(len(data.test_p)) if total is None else np.sort(rng.choice(len(data.test_p), total, replace=False))
     remap = {c: k for k, c in enumerate(data.test_classes)}
     p_y = torch.tensor([remap[int(c)] for c in data.test_p.y[idx]])
-    shots = np.concatenate([rng.choice(np.flatnonzero(p_y.numpy() == k), p.n_shot, replace=False) for k in range(p.ways)])
+    shots = np.concatenate([rng.choice(np.flatnonzero(p_y.numpy() == k), p.n_shot, replace=False)
+                            for k in range(p.ways)])
     q_y = torch.tensor([remap[int(c)] for c in data.test_q.y])
     return Task(data.test_p.x[idx], p_y, torch.from_numpy(shots), data.test_q.x, q_y, list(data.test_classes), seed)
 
@@ -188,6 +199,7 @@ def protocol_tasks(data: ProtocolData, n_tasks: int | None = None, start: int = 
     p = data.protocol
     n_tasks = p.n_tasks if n_tasks is None else n_tasks
     if p.p_total is not None:
-        return [_whole_split_task(data, p.base_seed + i, None if i == 0 else p.p_total) for i in range(start, start + n_tasks)]
+        return [_whole_split_task(data, p.base_seed + i, None if i == 0 else p.p_total)
+                for i in range(start, start + n_tasks)]
     return [sample_task(data.test_p, data.test_q, data.test_classes, p.ways, p.p_per_class, p.q_per_class, p.n_shot,
                         seed=p.base_seed + i) for i in range(start, start + n_tasks)]
