@@ -29,6 +29,8 @@ import plotly
 import plotly.io as pio
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
+sys.path.insert(0, str(Path(__file__).parent))
+from execute_notebooks import _join_nested_sources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC, SRC, SITE = ROOT / '_proc', ROOT / '_mkdocs', ROOT / '_site'
@@ -109,6 +111,7 @@ def fill(path: Path):
     for cell in nb.cells:
         if cell.cell_type == 'code' and cell.source.lstrip().startswith('show_doc('): _show_doc(shell, cell, path.name)
     write_nb(nb, path)
+    _join_nested_sources(path)  # execnb's writer splits a plotly Image's `source` into lines; its reader then fails
     print(f"filled show_doc outputs in {path}")
 
 
