@@ -61,6 +61,9 @@ ABLATIONS = {  # name -> (PudNetConfig changes, TrainConfig changes)
     # codes
     'class-aware sketch': ({'sketch_labels': True}, {}),
     'class-aware + predicted BN affine': ({'sketch_labels': True, 'predict_bn': True}, {}),
+    # the paper's three losses with the auxiliary ones weighted down: does L_1 need them quieter to gain from them?
+    'head and KL x0.3': ({}, {'head_weight': 0.3, 'kl_weight': 0.3}),
+    'head and KL x0.1': ({}, {'head_weight': 0.1, 'kl_weight': 0.1}),
 }
 
 SWAP_SEED = 20_000  # seeds of the meta-train tasks whose P the swap test borrows
@@ -201,6 +204,15 @@ PRESETS = {
     'cifar10-start-cpu': BenchConfig(**_START_RECIPE, protocols=('cifar100-to-cifar10',), budget=2400, n_tasks=8,
                                      swap_tasks=8, shares={'pretrained': 240 / 2400, 'meta_baseline': 440 / 2400,
                                                            'pretrained_start': 440 / 2400}),
+    # issue 16, the paper's loss order (Table VI: the three losses at least as good as the prototype loss alone): the
+    # fixed form with L_2 and L_3 at full, 0.3 and 0.1 weight against L_1 alone, every row for the same 250 steps,
+    # ConvNet-3 on cifar100-set, 2 CPU cores
+    'losses-cpu': BenchConfig(protocols=('cifar100-set',), arch='convnet3', extra_archs=(), budget=7200, n_tasks=30,
+                              fewshot_tasks=0, scratch_tasks=0, finetune_epochs=(), tasks_per_step=4, p_per_class=40,
+                              curve_points=0, amp=False, predict_runs=0, swap_tasks=0, max_steps=250,
+                              main_variants=(),
+                              ablations=('full PudNet', 'metric loss only', 'head and KL x0.3', 'head and KL x0.1'),
+                              shares={'ablation': 0.2}),
     'smoke': BenchConfig(protocols=('digits-set',), arch='convnet3', extra_archs=('convnet3',), ablations=('w/o KL',),
                          main_variants=('full PudNet', 'metric loss only'),
                          pretrained_start=('metric loss only',), budget=600, max_steps=20, max_epochs=2, n_tasks=3,
@@ -350,10 +362,11 @@ def train_pudnet(bench: Bench, name: str, arch: str, pool: DevicePool, ways: int
     return model, info
 
 # %% ../nbs/16_bench.ipynb #26019d5f
-_MIN_MODULE_RUNS = 3  # PudNet.predict (the slow path) is timed a quarter as often as the fast path, at least this often
+# PudNet.predict (the same prediction, in a new module each call) is timed a quarter as often, at least this often
+_MIN_MODULE_RUNS = 3
 
 def time_predict(model: PudNet, task, device, amp: bool, runs: int = 20) -> dict:
-    "Median seconds of FastPredictor.predict and PudNet.predict on `task`'s P (on `device`)."
+    "Median seconds of FastPredictor.predict (a kept module) and PudNet.predict (a new one) on `task`'s P."
     fp = FastPredictor(model, amp=amp, sample_size=None)  # every table reads all of P, as the fixed networks do
     p = to_float(task.p_x.to(device))
     return {'fast': median_seconds(lambda: fp.predict(p), device, runs),

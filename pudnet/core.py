@@ -18,18 +18,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load, save as st_save
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from .ahru import AHRU
 from .data import check_images, to_float
 from .generator import WeightGenerator
 from .losses import CosineHead, class_centroids, prototype_logits
 from .sketch import DatasetSketch
-from .targets import TARGETS, build_target, feature_dim, predicted_shapes, shared_parameters, target_forward
+from .targets import (
+    TARGETS, build_target, feature_dim, fresh_bn_buffers, predicted_shapes, shared_parameters, target_forward)
 
 # %% auto #0
 __all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'EXTENSIONS', 'SKETCHES', 'SKETCH_CHUNK', 'PREDICT_BATCH',
-           'PudNetConfig', 'PudNet', 'calibrate_batchnorm', 'PrototypeClassifier', 'atomic_write_bytes', 'save_tensors',
-           'load_tensors', 'non_finite', 'check_tensors', 'save_network', 'load_network']
+           'PudNetConfig', 'PudNet', 'batchnorm_statistics', 'calibrate_batchnorm', 'PrototypeClassifier',
+           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors', 'save_network',
+           'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
 # the paper's reading of the switches we changed
@@ -204,22 +207,24 @@ def _bn_layers_in_forward_order(net: nn.Module, x: torch.Tensor) -> list:
 
 class _Stop(Exception): pass
 
-@torch.no_grad()
-def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
-    "Set every BatchNorm's running statistics to the dataset's (exact, also streamed over batches); `net` in eval mode."
-    if isinstance(batches, torch.Tensor): batches = (lambda x: lambda: iter([x]))(batches)
-    it = batches()
-    first = next(it)
-    if next(it, None) is None:  # one batch: one forward pass in training mode gives the exact statistics
-        bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        net.train()(first)
+def _batchnorms(net: nn.Module) -> dict:
+    "The BatchNorm modules of `net` by name."
+    return {n: m for n, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+def _one_pass_statistics(net: nn.Module, state: dict, x: torch.Tensor) -> None:
+    "Fill the (fresh) BatchNorm buffers of `state` with the statistics of the batch `x`: one pass in training mode."
+    bns = _batchnorms(net).values()
+    momenta = [m.momentum for m in bns]
+    try:
+        for m in bns: m.momentum = None  # cumulative: from fresh buffers, one batch gives its exact statistics
+        functional_call(net.train(), state, (x,))  # updates the buffers in `state`
+    finally:
         for m, mom in zip(bns, momenta): m.momentum = mom
-        return net.eval()
-    for bn in _bn_layers_in_forward_order(net, first):  # several batches: layer by layer, exact
+
+def _layerwise_statistics(net: nn.Module, state: dict, batches, first: torch.Tensor) -> None:
+    "Fill the BatchNorm buffers of `state` layer by layer in forward order, streaming `batches()` (float64 sums)."
+    names = {m: n for n, m in _batchnorms(net).items()}
+    for bn in _bn_layers_in_forward_order(net, first):
         acc = {}
         def collect(m, args):
             x = args[0].double()
@@ -230,16 +235,36 @@ def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
             raise _Stop
         hook = bn.register_forward_pre_hook(collect)
         try:
-            for x in batches():
-                try: net(x)
+            for x in batches():  # earlier layers already hold the dataset's statistics (eval mode)
+                try: functional_call(net.eval(), state, (x,))
                 except _Stop: pass
         finally: hook.remove()
         mean = acc['s'] / acc['n']
         var = (acc['ss'] / acc['n'] - mean ** 2).clamp_min(0)
         var = var * acc['n'] / max(acc['n'] - 1, 1)  # unbiased, as PyTorch stores it
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-        bn.num_batches_tracked.fill_(1)
+        state[f'{names[bn]}.running_mean'].copy_(mean)
+        state[f'{names[bn]}.running_var'].copy_(var)
+        state[f'{names[bn]}.num_batches_tracked'].fill_(1)
+
+@torch.no_grad()
+def batchnorm_statistics(net: nn.Module, state: dict, batches) -> dict:
+    """`state` (parameters of `net`'s architecture, run through `net` with `functional_call`) with fresh BatchNorm
+    buffers holding the dataset's exact statistics: one pass for one batch, layer by layer over several. `batches`: a
+    tensor or a function returning an iterator of batches."""
+    if isinstance(batches, torch.Tensor): batches = (lambda x: lambda: iter([x]))(batches)
+    it = batches()
+    first = next(it)
+    state, was_training = {**state, **fresh_bn_buffers(net, first.device)}, net.training
+    try:
+        if next(it, None) is None: _one_pass_statistics(net, state, first)
+        else: _layerwise_statistics(net, state, batches, first)
+    finally: net.train(was_training)
+    return state
+
+@torch.no_grad()
+def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
+    "Set every BatchNorm's running statistics to the dataset's (exact, also streamed over batches); `net` in eval mode."
+    net.load_state_dict(batchnorm_statistics(net, net.state_dict(), batches))
     return net.eval()
 
 # %% ../nbs/07_core.ipynb #88106a88
@@ -247,25 +272,37 @@ PREDICT_BATCH = 4096  # images per batch in `PudNet.predict`: its in-memory limi
 
 @patch
 @torch.no_grad()
-def predict(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels: torch.Tensor | None = None) -> nn.Module:
-    """A ready target network (eval mode) for the dataset `images` (tensor, Dataset or DataLoader): predicted weights
-    and its BatchNorm statistics. A class-aware PudNet (`sketch_labels`) needs `labels` (N,) of a tensor's images, -1
-    for unlabelled ones."""
+def predict_state(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels: torch.Tensor | None = None,
+                  sketch: torch.Tensor | None = None, net: nn.Module | None = None) -> dict:
+    """The state dict of the ready target network for the dataset `images` (tensor, Dataset or DataLoader): predicted
+    weights, shared parameters and the dataset's BatchNorm statistics. A class-aware PudNet (`sketch_labels`) needs
+    `labels` (N,) of a tensor's images, -1 for unlabelled ones; `sketch` (m,) replaces the dataset's own (the swap
+    test); `net`, a target module to run the statistics pass in (kept between calls by `FastPredictor`)."""
     c = self.config
     device = next(self.parameters()).device
     batches = _as_batches(images, batch_size, c.in_channels, c.image_size, device)
     was_training = self.training
     self.eval()
     try:
-        if labels is None: sketch = self.sketch.stream(batches())  # eq. 3, streamed
+        if sketch is not None: pass
+        elif labels is None: sketch = self.sketch.stream(batches())  # eq. 3, streamed
         elif isinstance(images, torch.Tensor):
             sketch = self.sketch(check_images(images, c.in_channels, c.image_size).to(device), None, labels.to(device))
         else: raise TypeError("labels need the images as one tensor (a class-aware sketch is not streamed)")
         weights = {k: w[0] for k, w in self.generate(sketch[None]).items()}
-        net = build_target(c.arch, c.in_channels, c.width).to(device)
-        net.load_state_dict({**net.state_dict(), **self.shared_tensors(), **weights})
-        return calibrate_batchnorm(net, batches)
+        net = build_target(c.arch, c.in_channels, c.width).to(device) if net is None else net
+        return batchnorm_statistics(net, {**self.shared_tensors(), **weights}, batches)
     finally: self.train(was_training)
+
+@patch
+def predict(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels: torch.Tensor | None = None,
+            sketch: torch.Tensor | None = None) -> nn.Module:
+    """A ready target network (eval mode) for the dataset `images` (tensor, Dataset or DataLoader): `predict_state` in a
+    module of its own."""
+    c = self.config
+    net = build_target(c.arch, c.in_channels, c.width).to(next(self.parameters()).device)
+    net.load_state_dict(self.predict_state(images, batch_size, labels, sketch, net))
+    return net.eval()
 
 # %% ../nbs/07_core.ipynb #454decda
 class PrototypeClassifier(nn.Module):

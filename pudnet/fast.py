@@ -17,7 +17,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 from .core import PudNet, non_finite
 from .data import ImageData, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
-from .targets import build_target, fresh_bn_buffers
+from .targets import build_target
 from .training import LOSS_KEYS, TrainConfig, random_affine, step_seed
 
 # %% auto #0
@@ -194,11 +194,11 @@ def sample_indices(n: int, size: int | None, labels: torch.Tensor | None = None,
     return torch.cat([known.nonzero().flatten(), others]).sort().values
 
 # %% ../nbs/14_fast.ipynb #49a80cd0
-MAX_BATCH = 12_000  # the most images of P `FastPredictor` takes in one pass; a larger P streams (`PudNet.predict`)
+MAX_BATCH = 12_000  # the most images of P `FastPredictor` takes in one pass; a larger P streams, layer by layer
 FEATURE_BATCH = 4096  # images per forward pass when a task's images are embedded (bounds the memory)
 
 class FastPredictor:
-    "One forward pass per task: P -> the state dict of a ready network (weights, shared parameters, P's BN statistics)."
+    "`PudNet.predict_state` from a seeded sample of P, in one kept target module: P -> the state dict of a ready network."
     def __init__(self, model: PudNet, max_batch: int = MAX_BATCH, amp: bool = False,
                  sample_size: int | None = SAMPLE_SIZE, seed: int = 0):
         self.model, self.max_batch, self.amp = model.eval(), max_batch, amp
@@ -206,27 +206,15 @@ class FastPredictor:
         self.device = next(model.parameters()).device
         c = model.config
         self.net = build_target(c.arch, c.in_channels, c.width).to(self.device)
-        for m in self.net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None  # cumulative: one batch -> its exact statistics
     @torch.no_grad()
     def predict(self, p: torch.Tensor, sketch: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
         """State dict of the network PudNet predicts for the float images `p` (N, C, H, W), read from a seeded sample of
         `sample_size` of them; `sketch` (m,) replaces P's own (the swap test); `labels` (N,), -1 for unlabelled images,
         feed a class-aware sketch."""
-        m = self.model
         i = sample_indices(len(p), self.sample_size, labels, self.seed)
         if i is not None: p, labels = p[i.to(p.device)], None if labels is None else labels[i.to(labels.device)]
-        if len(p) > self.max_batch:
-            if sketch is not None:
-                raise ValueError(f"a given sketch needs P in one batch of at most {self.max_batch} images")
-            return dict(m.predict(p, batch_size=self.max_batch, labels=labels).state_dict())
         with autocast(self.device, self.amp):
-            sketch = m.sketch(p, None, labels) if sketch is None else sketch
-            weights = {k: w[0] for k, w in m.generate(sketch[None]).items()}
-            state = {**fresh_bn_buffers(self.net, self.device), **m.shared_tensors(), **weights}
-            functional_call(self.net.train(), state, (p,))  # fills the BatchNorm buffers in `state` with P's statistics
-        return state
+            return self.model.predict_state(p, self.max_batch, labels, sketch, self.net)
     def network(self, p: torch.Tensor, labels: torch.Tensor | None = None,
                 sketch: torch.Tensor | None = None) -> nn.Module:
         "A ready target network of its own (eval mode) for the float images `p`: `predict`'s state in a new module."
