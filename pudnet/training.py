@@ -28,7 +28,8 @@ __all__ = ['PAPER_TRAINING', 'SEED_STRIDE', 'QUERY_SEED_OFFSET', 'HISTORY_KEYS',
            'load_train_checkpoint', 'TaskLoss', 'meta_train']
 
 # %% ../nbs/08_training.ipynb #4ee65718
-PAPER_TRAINING = {'kl_form': 'padded'}  # the paper's reading of the loss switches we changed
+# the paper's reading of the loss settings we changed: the zero-padded KL, L_2 and L_3 at full weight (eq. 11)
+PAPER_TRAINING = {'kl_form': 'padded', 'head_weight': 1.0, 'kl_weight': 1.0}
 
 @dataclass
 class TrainConfig:
@@ -46,8 +47,9 @@ class TrainConfig:
     use_kl_loss: bool = True  # L_3, KL consistency between them (eq. 10)
     # L_3 over the task's classes with the head as a fixed teacher ('task'), or the paper's zero-padded form ('padded')
     kl_form: str = 'task'
-    head_weight: float = 1.0  # weight of L_2 in the total loss
-    kl_weight: float = 1.0  # weight of L_3 in the total loss
+    # weights of L_2 and L_3: 0.3 scored best of 1, 0.3, 0.1 and 0 (the losses chapter)
+    head_weight: float = 0.3  # weight of L_2 in the total loss (the paper: 1)
+    kl_weight: float = 0.3  # weight of L_3 in the total loss (the paper: 1)
     augment: bool = True  # random affine jitter of meta-training images (rotation, shift, scale)
     checkpoint_every: int = 50  # steps between checkpoints
 
