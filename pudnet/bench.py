@@ -20,11 +20,10 @@ import torch.nn.functional as F
 from .baselines import train_from_scratch
 from .core import PAPER_MODEL, PudNet, PudNetConfig, atomic_write_bytes
 from .data import to_float
-from .evaluation import device_name, git_commit, make_record, paired_difference, speedup
+from .evaluation import FIXED_BN, device_name, git_commit, make_record, paired_difference, speedup
 from .fast import DevicePool, FastPredictor, autocast, fast_meta_train, median_seconds, predict_and_score, sync
 from .losses import CosineHead
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained, train_protonet
-from .results import FIXED_BN
 from .swap import swap_test, weight_spread
 from .tasks import get_protocol, load_protocol_data, protocol_tasks, sample_task
 from .training import PAPER_TRAINING, TrainConfig

@@ -23,8 +23,9 @@ from .fast import sync
 from .tasks import sample_task
 
 # %% auto #0
-__all__ = ['GIT_TIMEOUT', 'mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit', 'device_name',
-           'make_record', 'write_records', 'speedup', 'compare', 'format_table', 'markdown_table', 'user_tasks']
+__all__ = ['GIT_TIMEOUT', 'FIXED_BN', 'mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit',
+           'device_name', 'make_record', 'write_records', 'speedup', 'compare', 'format_table', 'markdown_table',
+           'user_tasks']
 
 # %% ../nbs/10_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -88,6 +89,8 @@ def device_name(device='cpu') -> str:
     "A readable name of `device`: the GPU's name, or the CPU's with its thread count."
     if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored with its own BatchNorm statistics, not P's
 
 def make_record(protocol: str, method: str, arch: str, tasks: list, accs: list, seconds: list, device='cpu',
                 **extra) -> dict:

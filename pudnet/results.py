@@ -12,10 +12,12 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .evaluation import FIXED_BN
+
 # %% auto #0
-__all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'FIXED_BN', 'load_run', 'pick', 'fmt_acc', 'results_table',
-           'methods_figure', 'ablation_figure', 'scratch_figure', 'curves_figure', 'fair_table', 'swap_table',
-           'spread_figure', 'domain_table']
+__all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'load_run', 'pick', 'fmt_acc', 'results_table', 'methods_figure',
+           'ablation_figure', 'scratch_figure', 'curves_figure', 'fair_table', 'swap_table', 'spread_figure',
+           'domain_table']
 
 # %% ../nbs/17_results.ipynb #36e18352
 def load_run(folder) -> dict:
@@ -153,7 +155,6 @@ def curves_figure(curves: dict, keys: list = None, title: str = 'meta-training')
     return fig
 
 # %% ../nbs/17_results.ipynb #83c57d44
-FIXED_BN = ' [own BN statistics]'  # suffix of a fixed network's rows scored with its own BatchNorm statistics, not P's
 _Z95 = 1.96  # a 95 % confidence interval's half-width in standard errors (normal approximation)
 
 def _paired(a: dict, b: dict) -> str:
