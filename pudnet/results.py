@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .evaluation import FIXED_BN
+from .evaluation import FIXED_BN, mean_ci95, paired_difference
 
 # %% auto #0
 __all__ = ['SCRATCH_METHODS', 'PUDNET_COLOR', 'OTHER_COLOR', 'load_run', 'pick', 'fmt_acc', 'results_table', 'methods_figure',
@@ -155,15 +155,11 @@ def curves_figure(curves: dict, keys: list = None, title: str = 'meta-training')
     return fig
 
 # %% ../nbs/17_results.ipynb #83c57d44
-_Z95 = 1.96  # a 95 % confidence interval's half-width in standard errors (normal approximation)
-
 def _paired(a: dict, b: dict) -> str:
     "'+x.xx ± y.yy' points: a's per-task accuracies minus b's, on the same tasks ('' if the tasks differ)."
     if a is None or b is None or a.get('seeds') != b.get('seeds') or 'accs' not in a or 'accs' not in b: return ''
-    d = [x - y for x, y in zip(a['accs'], b['accs'])]
-    mean = sum(d) / len(d)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else float('nan')
-    return f"{100 * mean:+.2f} ± {100 * _Z95 * sd / math.sqrt(len(d)):.2f}"
+    mean, ci = paired_difference(a['accs'], b['accs'])
+    return f"{100 * mean:+.2f} ± {100 * ci:.2f}"
 
 def fair_table(records: list, protocol: str, reference: str = 'PudNet') -> str:
     """Markdown: every method on `protocol` with BatchNorm statistics from each task's P and with its own
@@ -209,10 +205,8 @@ def _in_domain(r: dict, domain: str) -> dict:
     "Record `r` restricted to its tasks of `domain` (accs, seeds, mean and 95 % CI recomputed)."
     keep = [i for i, d in enumerate(r['domains']) if d == domain]
     accs = [r['accs'][i] for i in keep]
-    mean = sum(accs) / len(accs)
-    sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else float('nan')
-    return {**r, 'accs': accs, 'seeds': [r['seeds'][i] for i in keep], 'n_tasks': len(keep), 'mean': mean,
-            'ci95': _Z95 * sd / math.sqrt(len(accs))}
+    mean, ci = mean_ci95(accs)
+    return {**r, 'accs': accs, 'seeds': [r['seeds'][i] for i in keep], 'n_tasks': len(keep), 'mean': mean, 'ci95': ci}
 
 def domain_table(records: list, protocol: str, methods: list | None = None, reference: str | None = None) -> str:
     """Markdown: the accuracy of each record of `protocol` (those of `methods`, default all) per domain of its tasks;
