@@ -5,6 +5,7 @@
 # %% ../nbs/16_bench.ipynb #fc92c173
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks, sample_task
 from .training import PAPER_TRAINING, TrainConfig
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'SWAP_SEED', 'TABLE_VI', 'PRESETS', 'FEWSHOT_SEED', 'BenchConfig', 'bench_config', 'Bench',
+__all__ = ['ABLATIONS', 'SWAP_SEED', 'TABLE_VI', 'PRESETS', 'FEWSHOT_SEED', 'BenchConfig', 'bench_config', 'Bench', 'warm_up',
            'train_pudnet', 'time_predict', 'finetune_predicted', 'bench_source', 'run_bench']
 
 # %% ../nbs/16_bench.ipynb #a39fae5b
@@ -327,6 +328,14 @@ def _score(model: PudNet, tasks: list, device, amp: bool) -> dict:
     accs, secs = zip(*(predict_and_score(fp, t, device) for t in tasks))
     return {'acc': list(accs), 'seconds': list(secs)}
 
+def warm_up(model: PudNet, pool: DevicePool, tcfg: TrainConfig, amp: bool) -> None:
+    ("One untimed meta-training step on a copy of `model`, so that the device's first-call costs (CUDA's context, kernel "
+     "selection, the allocator's first blocks) are not charged to the first trainer's time share; `model` and the "
+     "random state are left as they were.")
+    devices = [pool.device] if pool.device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=devices):
+        fast_meta_train(copy.deepcopy(model), pool, replace(tcfg, steps=1), amp=amp)
+
 def train_pudnet(bench: Bench, name: str, arch: str, pool: DevicePool, ways: int, budget: float, curve_tasks: list,
                  model_changes: dict = None, train_changes: dict = None, init=None) -> tuple:
     ("Meta-train a PudNet for `budget` seconds (after `init(model)`, if given), recording the loss history and a "
@@ -348,6 +357,7 @@ def train_pudnet(bench: Bench, name: str, arch: str, pool: DevicePool, ways: int
             curve.append({'tasks_seen': seen, 'acc': statistics.fmean(s['acc'])})
             model.train()
             paused[0] += time.perf_counter() - t
+    warm_up(model, pool, tcfg, cfg.amp)
     t0 = time.perf_counter()
     over = lambda: time.perf_counter() - t0 - paused[0] > budget  # the budget excludes the curve's evaluations
     history = fast_meta_train(model, pool, tcfg, amp=cfg.amp, progress=progress, stop=over)

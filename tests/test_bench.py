@@ -113,3 +113,22 @@ def test_bench_variants_and_ablations_options(tmp_path):
     assert set(ablation) == {'PudNet (ablation reference)', 'PudNet metric only + base kernels'}, sorted(ablation)
     based = ablation['PudNet metric only + base kernels']
     assert based['variant']['base_weights'] and based['steps'] == ablation['PudNet (ablation reference)']['steps']
+
+
+def test_warm_up_leaves_the_model_and_the_random_state_as_they_were(digits):
+    "The untimed warm-up step before a timed trainer must not change what that trainer then does."
+    import torch
+    from pudnet.bench import warm_up
+    from pudnet.core import PudNet, PudNetConfig
+    from pudnet.fast import DevicePool
+    from pudnet.training import TrainConfig
+    torch.manual_seed(0)
+    model = PudNet(PudNetConfig(n_train_classes=6, width=16))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    warm_up(model, DevicePool(digits, list(range(6))), TrainConfig(steps=5, tasks_per_step=2, p_per_class=12, q_per_class=5),
+            amp=False)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the warm-up trained the model itself"
+    assert torch.equal(rng, torch.get_rng_state()), "the warm-up moved the global random state"
+    assert model.training, "the warm-up changed the model's mode"
