@@ -1,0 +1,58 @@
+"""The learned step (nbs/22_learned_step): it reads the labels, meta-training reaches the step sizes through the step,
+and the network it is given is never changed."""
+import torch
+
+from pudnet.data import to_float
+from pudnet.fast import DevicePool
+from pudnet.learned_step import LearnedStep, StepConfig, adapted_network, step_swap, train_step
+from pudnet.targets import build_target
+from pudnet.tasks import load_protocol_data, protocol_tasks
+
+
+def _labelled(digits, classes, per_class=6):
+    idx = torch.cat([torch.nonzero(digits.y == c).flatten()[:per_class] for c in classes])
+    return to_float(digits.x[idx]), torch.tensor([classes.index(int(c)) for c in digits.y[idx]])
+
+
+def test_the_step_reads_the_labels_and_leaves_the_network_alone(digits):
+    torch.manual_seed(0)
+    net = build_target('convnet3', 1, 16)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    step = LearnedStep(net, alpha0=0.1)
+    x, y = _labelled(digits, [0, 1, 2])
+    a = adapted_network(net, step, x, y, 3).state_dict()
+    shuffled = adapted_network(net, step, x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))], 3)
+    assert not torch.equal(a['2.0.weight'], shuffled.state_dict()['2.0.weight']), "the step ignored the labels"
+    again = adapted_network(net, step, x.flip(0), y.flip(0), 3).state_dict()  # the order of the images does not matter
+    torch.testing.assert_close(a['2.0.weight'], again['2.0.weight'], rtol=1e-4, atol=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "adapted_network changed its input"
+
+
+def test_meta_training_moves_the_step_sizes_and_the_swap_scores_every_row(digits):
+    torch.manual_seed(0)
+    data = load_protocol_data('digits-set')
+    pool = DevicePool(data.meta_train, data.train_classes)
+    start = build_target('convnet3', 1, 16).eval()
+    net, step, history = train_step(start, pool, StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False), steps=3)
+    assert len(history) == 3 and all(h['loss'] == h['loss'] for h in history)
+    assert not torch.allclose(step.alpha('2.0.weight').detach(), torch.full((16,), 0.01)), "alpha got no gradient"
+    assert not torch.equal(net.state_dict()['0.0.weight'], start.state_dict()['0.0.weight']), "net_lr > 0 trains the net"
+    rows = step_swap(net, step, protocol_tasks(data, 2), start)
+    assert all(len(a) == 2 and all(0 <= v <= 1 for v in a) for a in rows.values())
+
+
+def test_the_entropy_term_reads_the_unlabelled_images_and_trains(digits):
+    torch.manual_seed(0)
+    net = build_target('convnet3', 1, 16)
+    x, y = _labelled(digits, [0, 1, 2])
+    u1, _ = _labelled(digits, [3, 4, 5], per_class=5)
+    u2, _ = _labelled(digits, [6, 7, 8], per_class=5)
+    step = LearnedStep(net, alpha0=0.1, entropy=1.0)
+    w1, w2 = (adapted_network(net, step, x, y, 3, u).state_dict()['2.0.weight'] for u in (u1, u2))
+    assert not torch.equal(w1, w2), "the entropy term ignored the unlabelled images"
+    plain = adapted_network(net, LearnedStep(net, alpha0=0.1), x, y, 3, u1).state_dict()['2.0.weight']
+    assert not torch.equal(w1, plain), "a step without the entropy term must not read the unlabelled images"
+    data = load_protocol_data('digits-set')
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, entropy=1.0, n_unlabelled=3, augment=False)
+    _, trained, history = train_step(net, DevicePool(data.meta_train, data.train_classes), cfg, steps=2)
+    assert trained.entropy == 1.0 and len(history) == 2
