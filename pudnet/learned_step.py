@@ -15,18 +15,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .core import _key
+from .core import PudNet, PudNetConfig, _key
 from .data import to_float
 from .evaluation import make_record, paired_difference
+from .extensions import warm_start  # base kernels, and PudNet.warm_start
 from .fast import DevicePool, augment_images
 from .losses import class_centroids, prototype_logits
-from .meta_baselines import score_feature_net, train_pretrained
+from .meta_baselines import score_feature_net, train_meta_baseline, train_pretrained
+from .swap import other_domain
 from .tasks import load_protocol_data, protocol_tasks
-from .training import step_seed
+from .training import TrainConfig, step_seed
 
 # %% auto #0
-__all__ = ['STEP_ROWS', 'STEP_BN', 'StepConfig', 'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network',
-           'train_step', 'unlabelled_sample', 'step_swap', 'step_experiment', 'step_table']
+__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'StepConfig', 'split_prototype_loss',
+           'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step', 'unlabelled_sample', 'step_swap',
+           'step_experiment', 'step_baseline', 'step_table', 'pudnet_weights', 'train_pudnet_step',
+           'predicted_networks', 'pudnet_step_experiment']
 
 # %% ../nbs/22_learned_step.ipynb #68931ce9
 @dataclass
@@ -132,28 +136,26 @@ def _query_loss(net: nn.Module, weights: dict, shots: torch.Tensor, query: torch
     yq = torch.arange(ways, device=f.device).repeat_interleave(len(query) // ways)
     return F.cross_entropy(prototype_logits(fq, class_centroids(fs, ys, ways), tau), yq)
 
-def train_step(net: nn.Module, pool: DevicePool, cfg: StepConfig = StepConfig(), steps: int | None = None,
-               budget: float | None = None) -> tuple:
-    """Meta-train a `LearnedStep` (and, if `cfg.net_lr`, a copy of `net`) on one task of `pool` per Adam step, for
-    `steps` steps or `budget` seconds: (network, step, history)."""
+def _meta_train(net: nn.Module, step: LearnedStep, weights_of, params, pool: DevicePool, cfg: StepConfig,
+                n_extra: int, steps: int | None, budget: float | None) -> list:
+    """The loop of `train_step` and `train_pudnet_step`: per Adam step one task of `pool` with `n_extra` more images per
+    class; `weights_of(shots, extra)` gives the weights the step starts from, `params` (at `cfg.net_lr`) what they
+    depend on."""
     if steps is None and budget is None: raise ValueError("give steps or a budget in seconds")
-    net = copy.deepcopy(net).to(pool.device)
-    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled).to(pool.device)
     groups = [{'params': list(step.parameters()), 'lr': cfg.alpha_lr}]
-    if cfg.net_lr > 0: groups.append({'params': list(net.parameters()), 'lr': cfg.net_lr})
+    if cfg.net_lr > 0: groups.append({'params': list(params), 'lr': cfg.net_lr})
     opt = torch.optim.Adam(groups)
     gen = torch.Generator(device=pool.device).manual_seed(cfg.seed)
-    K, S, Q = cfg.ways, cfg.n_shot, cfg.q_per_class
-    U = cfg.n_unlabelled if cfg.entropy > 0 else 0
+    K, S, Q, U = cfg.ways, cfg.n_shot, cfg.q_per_class, n_extra
     history, t0, i = [], time.perf_counter(), 0
     while (steps is None or i < steps) and (budget is None or time.perf_counter() - t0 < budget):
         idx, _ = pool.sample(1, K, S + Q + U, gen)
         x = to_float(pool.x[idx.flatten()])
         if cfg.augment: x = augment_images(x, step_seed(cfg.seed, i))
         x = x.view(K, S + Q + U, *x.shape[1:])
-        shots, query, unlabelled = (x[:, a:b].flatten(0, 1) for a, b in ((0, S), (S, S + Q), (S + Q, S + Q + U)))
-        weights = {n: p if cfg.net_lr > 0 else p.detach().requires_grad_() for n, p in net.named_parameters()}
-        new = step(net, weights, shots, K, create_graph=True, unlabelled=unlabelled if U else None)
+        shots, query, extra = (x[:, a:b].flatten(0, 1) for a, b in ((0, S), (S, S + Q), (S + Q, S + Q + U)))
+        weights = weights_of(shots, extra)
+        new = step(net, weights, shots, K, create_graph=True, unlabelled=extra if U else None)
         loss = _query_loss(net, new, shots, query, K, cfg.tau)
         with torch.no_grad(): without = _query_loss(net, weights, shots, query, K, cfg.tau)
         opt.zero_grad(set_to_none=True)
@@ -162,60 +164,159 @@ def train_step(net: nn.Module, pool: DevicePool, cfg: StepConfig = StepConfig(),
         history.append({'step': i, 'loss': loss.item(), 'loss_without_step': without.item(),
                         'seconds': time.perf_counter() - t0})
         i += 1
+    return history
+
+def train_step(net: nn.Module, pool: DevicePool, cfg: StepConfig = StepConfig(), steps: int | None = None,
+               budget: float | None = None) -> tuple:
+    """Meta-train a `LearnedStep` (and, if `cfg.net_lr`, a copy of `net`) on one task of `pool` per Adam step, for
+    `steps` steps or `budget` seconds: (network, step, history)."""
+    net = copy.deepcopy(net).to(pool.device)
+    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled).to(pool.device)
+    def weights_of(shots, extra):
+        return {n: p if cfg.net_lr > 0 else p.detach().requires_grad_() for n, p in net.named_parameters()}
+    history = _meta_train(net, step, weights_of, net.parameters(), pool, cfg,
+                          cfg.n_unlabelled if cfg.entropy > 0 else 0, steps, budget)
     return net.eval(), step, history
 
 # %% ../nbs/22_learned_step.ipynb #c888656b
 STEP_ROWS = ('step on its own labelled images', "step on another task's labelled images",
              'no step (the meta-trained network)', 'the network it started from')
+STEP_DOMAIN_ROW = "step on another domain's labelled images"  # tasks of several domains: the next one of another domain
+STEP_NET_ROW = "no step, another task's network"  # each task its own network (a PudNet's): the next task's, unstepped
 
 def unlabelled_sample(task, n_per_class: int, device='cpu') -> torch.Tensor:
     "`n_per_class` times the task's ways images of its P, at random (seeded by the task), as floats."
     idx = torch.randperm(len(task.p_x), generator=torch.Generator().manual_seed(task.seed))[:n_per_class * task.ways]
     return to_float(task.p_x[idx].to(device))
 
-def step_swap(net: nn.Module, step: LearnedStep, tasks: list, start: nn.Module, device='cpu') -> dict:
-    """`STEP_ROWS` -> per-task accuracies (BatchNorm statistics from each task's P, prototypes from its labelled images;
-    a step with an entropy term also reads `unlabelled_sample` of the P its labelled images came from)."""
+def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.Module, device='cpu') -> dict:
+    """`STEP_ROWS` (and `STEP_DOMAIN_ROW` when the tasks come from several domains) -> per-task accuracies (BatchNorm
+    statistics from each task's P, prototypes from its labelled images; a step with an entropy term also reads
+    `unlabelled_sample` of the P its labelled images came from). `net`: one network for every task, or a list with
+    each task's own (a PudNet's predictions): another task's step then starts from that task's network, and
+    `STEP_NET_ROW` scores the next task's network without a step."""
     if len(tasks) < 2: raise ValueError("the swap needs at least 2 tasks (each borrows the next one's step)")
-    net, start = net.to(device), start.to(device)
-    def stepped_for(t):
+    nets = [n.to(device) for n in net] if isinstance(net, (list, tuple)) else [net.to(device)] * len(tasks)
+    start = start.to(device)
+    def stepped_for(n, t):
         u = unlabelled_sample(t, step.n_unlabelled, device) if step.entropy > 0 else None
-        return adapted_network(net, step, to_float(t.shot_x.to(device)), t.shot_y.to(device), t.ways, u)
-    stepped = [stepped_for(t) for t in tasks]
-    sources = (lambda i: stepped[i], lambda i: stepped[(i + 1) % len(tasks)], lambda i: net, lambda i: start)
+        return adapted_network(n, step, to_float(t.shot_x.to(device)), t.shot_y.to(device), t.ways, u)
+    stepped = [stepped_for(n, t) for n, t in zip(nets, tasks)]
+    sources = dict(zip(STEP_ROWS, (lambda i: stepped[i], lambda i: stepped[(i + 1) % len(tasks)], lambda i: nets[i],
+                                   lambda i: start)))
+    if isinstance(net, (list, tuple)): sources[STEP_NET_ROW] = lambda i: nets[(i + 1) % len(tasks)]
+    if (js := other_domain(tasks)) is not None: sources[STEP_DOMAIN_ROW] = lambda i: stepped[js[i]]
     return {row: [score_feature_net(src(i), t, device, amp=False) for i, t in enumerate(tasks)]
-            for row, src in zip(STEP_ROWS, sources)}
+            for row, src in sources.items()}
 
 # %% ../nbs/22_learned_step.ipynb #768c9127
 STEP_BN = "BatchNorm statistics from each task's P"
 
-def step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
-                    budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu') -> tuple:
-    "Pretrained ConvNet-3, a learned step meta-trained from it, the swap test: (records, {'alpha', 'history', ...})."
+def _pretrained_start(protocol: str, pretrain_epochs: int, cfg: StepConfig, width: int, device) -> tuple:
+    "The protocol's data, `cfg` with its ways, the meta-train pool, the Pretrained ConvNet-3 and its training info."
     data = load_protocol_data(protocol)
     cfg = replace(cfg, ways=data.protocol.ways)
     pool = DevicePool(data.meta_train, data.train_classes, device, cfg.seed)
     start, pre = train_pretrained(pool, 'convnet3', width, epochs=pretrain_epochs, amp=False, seed=cfg.seed)
+    return data, cfg, pool, start, pre
+
+def _step_records(protocol: str, rows: dict, tasks: list, step: LearnedStep, history: list, device, **extra) -> tuple:
+    "`step_swap`'s rows as records, and what the step learned."
+    records = [make_record(protocol, row, 'convnet3', tasks, a, [0.0] * len(a), device, meta_steps=len(history),
+                           bn=STEP_BN, **extra) for row, a in rows.items()]
+    alpha = {n.replace('__', '.'): a.exp().detach().tolist() for n, a in step.log_alpha.items()}
+    return records, {'alpha': alpha, 'history': history, 'meta_steps': len(history), 'bn': STEP_BN, **extra}
+
+def step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
+                    budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu') -> tuple:
+    "Pretrained ConvNet-3, a learned step meta-trained from it, the swap test: (records, {'alpha', 'history', ...})."
+    data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
     net, step, history = train_step(start, pool, cfg, budget=budget)
     tasks = protocol_tasks(data, n_tasks)
-    rows = step_swap(net, step, tasks, start, device)
-    extra = dict(pretrained=pre, step_config=asdict(cfg), meta_steps=len(history), bn=STEP_BN)
-    records = [make_record(protocol, row, 'convnet3', tasks, a, [0.0] * len(a), device, **extra) for row, a in rows.items()]
-    alpha = {n: step.alpha(n).detach().tolist() for n, _ in net.named_parameters()}
-    return records, {'alpha': alpha, 'history': history, **extra}
+    return _step_records(protocol, step_swap(net, step, tasks, start, device), tasks, step, history, device,
+                         pretrained=pre, step_config=asdict(cfg))
+
+STEP_BASELINE_ROW = 'Meta-Baseline from the same start, for as long'
+
+def step_baseline(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4, budget: float = 900.0,
+                  cfg: StepConfig = StepConfig(), width: int = 64, device='cpu') -> list:
+    """Meta-Baseline given what the step got: the same Pretrained start, `budget` seconds of its episodic training (the
+    bench's settings), the same tasks and BatchNorm statistics. Records of it (`STEP_BASELINE_ROW`) and of the start,
+    which must score as the step runs' start does (the same network)."""
+    data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
+    net, info = train_meta_baseline(start, pool, TrainConfig(steps=10 ** 9, ways=cfg.ways, seed=cfg.seed), budget,
+                                    amp=False)
+    tasks = protocol_tasks(data, n_tasks)
+    def record(row, n):
+        accs = [score_feature_net(n, t, device, amp=False) for t in tasks]
+        return make_record(protocol, row, 'convnet3', tasks, accs, [0.0] * len(accs), device, bn=STEP_BN,
+                           pretrained=pre, meta_baseline={**info, 'budget': budget})
+    return [record(STEP_BASELINE_ROW, net), record(STEP_ROWS[3], start)]
 
 # %% ../nbs/22_learned_step.ipynb #cd133dbd
 def step_table(runs: dict) -> str:
-    """Markdown: each `STEP_ROWS` row's accuracy (%) in each run (name -> its records), then the swap gap and what the
-    step adds, paired over tasks (points, ± 95 % CI)."""
+    """Markdown: each `STEP_ROWS` row's accuracy (%) in each run (name -> its records; `STEP_NET_ROW`, `STEP_DOMAIN_ROW`
+    and `STEP_BASELINE_ROW` too where a run has them), then the swap gaps, what the step adds and how it compares,
+    paired over tasks (points, ± 95 % CI)."""
     by = {name: {r['method']: r for r in records} for name, records in runs.items()}
     cell = lambda m, ci, sign='': f"{100 * m:{sign}.2f} ± {100 * ci:.2f}"
-    lines = ['| | ' + ' | '.join(f"`{n}` ({r[STEP_ROWS[0]]['meta_steps']} tasks)" for n, r in by.items()) + ' |',
-             '|---' * (len(by) + 1) + '|']
-    lines += [f"| {row} | " + ' | '.join(cell(r[row]['mean'], r[row]['ci95']) for r in by.values()) + ' |' for row in STEP_ROWS]
     own, other, fixed, start = STEP_ROWS
-    for what, ref in {"**swap gap**: own minus another task's labelled images": other,
-                      'what the step adds: own minus no step': fixed, 'own minus the network it started from': start}.items():
-        lines.append(f"| {what} | " + ' | '.join(cell(*paired_difference(r[own]['accs'], r[ref]['accs']), '+')
-                                                 for r in by.values()) + ' |')
+    extra = (STEP_NET_ROW, STEP_DOMAIN_ROW, STEP_BASELINE_ROW)
+    rows = [*STEP_ROWS, *(r for r in extra if any(r in run for run in by.values()))]
+    diffs = {"**swap gap**: own minus another task's labelled images": (own, other),
+             "**swap gap across domains**: own minus another domain's": (own, STEP_DOMAIN_ROW),
+             "swap gap without the step: no step minus another task's network": (fixed, STEP_NET_ROW),
+             'what the step adds: own minus no step': (own, fixed), 'own minus the network it started from': (own, start),
+             'own minus Meta-Baseline from the same start': (own, STEP_BASELINE_ROW)}
+    def line(what, f): return f"| {what} | " + ' | '.join(f(r) if r.get(row_of[what]) else '--' for r in by.values()) + ' |'
+    row_of = {**{row: row for row in rows}, **{what: ref for what, (_, ref) in diffs.items()}}
+    lines = ['| | ' + ' | '.join(f"`{n}` ({r[own]['meta_steps']} tasks)" for n, r in by.items()) + ' |',
+             '|---' * (len(by) + 1) + '|']
+    lines += [line(row, lambda r, row=row: cell(r[row]['mean'], r[row]['ci95'])) for row in rows]
+    lines += [line(what, lambda r, a=a, b=b: cell(*paired_difference(r[a]['accs'], r[b]['accs']), '+'))
+              for what, (a, b) in diffs.items() if b in rows]
     return '\n'.join(lines)
+
+# %% ../nbs/22_learned_step.ipynb #11944178
+def pudnet_weights(model: PudNet, p_x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+    """Every parameter of `model`'s target for one dataset `p_x` (float images): the predicted ones, differentiable in
+    `model`'s parameters, and the shared ones (`labels`: -1 for unlabelled images, for a class-aware sketch)."""
+    weights = model.generate(model.sketch(p_x, None, labels)[None])
+    return {**model.shared_tensors(), **{n: w[0] for n, w in weights.items()}}
+
+def train_pudnet_step(model: PudNet, pool: DevicePool, cfg: StepConfig = StepConfig(), steps: int | None = None,
+                      budget: float | None = None) -> tuple:
+    """Meta-train a copy of `model` and a `LearnedStep` on its target together, one task of `pool` per Adam step: the
+    network predicted from the task's P (its labelled images and `cfg.n_unlabelled` more per class) takes the step on
+    the labelled images and is judged on query images: (model, step, history)."""
+    model = copy.deepcopy(model).to(pool.device).train()
+    net = copy.deepcopy(model.template).to(pool.device)
+    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled).to(pool.device)
+    known = torch.arange(cfg.ways, device=pool.device).repeat_interleave(cfg.n_shot)
+    def weights_of(shots, extra):
+        return pudnet_weights(model, torch.cat([shots, extra]), torch.cat([known, known.new_full((len(extra),), -1)]))
+    history = _meta_train(net, step, weights_of, model.parameters(), pool, cfg, cfg.n_unlabelled, steps, budget)
+    return model.eval(), step, history
+
+@torch.no_grad()
+def predicted_networks(model: PudNet, tasks: list, device='cpu') -> list:
+    "Each task's network as `model` predicts it from all of the task's P (ready, in eval mode)."
+    model = model.to(device).eval()
+    labels = lambda t: t.known_labels.to(device) if model.config.sketch_labels else None
+    return [model.predict(to_float(t.p_x.to(device)), labels=labels(t)) for t in tasks]
+
+def pudnet_step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
+                           budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
+                           **pudnet_config) -> tuple:
+    """`step_experiment` with a PudNet: the Pretrained ConvNet-3 as its base kernels (`pudnet_config` changes the rest
+    of its `PudNetConfig`), meta-trained with a learned step, each test task scored with its own predicted network:
+    (records, {'alpha', 'history', ...})."""
+    data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
+    torch.manual_seed(cfg.seed)
+    c = PudNetConfig.for_arch('convnet3', in_channels=pool.x.shape[1], image_size=pool.x.shape[-1], width=width,
+                              n_train_classes=len(pool.classes), **{'base_weights': True, **pudnet_config})
+    model, step, history = train_pudnet_step(PudNet(c).warm_start(start), pool, cfg, budget=budget)
+    tasks = protocol_tasks(data, n_tasks)
+    rows = step_swap(predicted_networks(model, tasks, device), step, tasks, start, device)
+    return _step_records(protocol, rows, tasks, step, history, device, pretrained=pre, step_config=asdict(cfg),
+                         pudnet_config=asdict(c))

@@ -56,3 +56,46 @@ def test_the_entropy_term_reads_the_unlabelled_images_and_trains(digits):
     cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, entropy=1.0, n_unlabelled=3, augment=False)
     _, trained, history = train_step(net, DevicePool(data.meta_train, data.train_classes), cfg, steps=2)
     assert trained.entropy == 1.0 and len(history) == 2
+
+
+def test_tasks_of_several_domains_get_the_other_domain_row(digits):
+    from dataclasses import replace
+    from pudnet.learned_step import STEP_DOMAIN_ROW, STEP_ROWS
+    torch.manual_seed(0)
+    tasks = protocol_tasks(load_protocol_data('digits-set'), 4)
+    net = build_target('convnet3', 1, 16).eval()
+    step = LearnedStep(net, alpha0=0.5)
+    assert STEP_DOMAIN_ROW not in step_swap(net, step, tasks, net), "one domain: no row for another domain"
+    alternating = [replace(t, domain=d) for t, d in zip(tasks, 'abab')]  # the next task is always of the other domain
+    rows = step_swap(net, step, alternating, net)
+    assert list(rows) == [*STEP_ROWS, STEP_DOMAIN_ROW]
+    assert rows[STEP_DOMAIN_ROW] == rows[STEP_ROWS[1]], "the other domain's step must be the next such task's"
+    paired = [replace(t, domain=d) for t, d in zip(tasks, 'aabb')]  # task 0 borrows task 2's step, task 1 task 2's, ...
+    rows = step_swap(net, step, paired, net)
+    assert rows[STEP_DOMAIN_ROW][1] == rows[STEP_ROWS[1]][1] and rows[STEP_DOMAIN_ROW][3] == rows[STEP_ROWS[1]][3]
+
+
+def test_a_pudnet_composed_with_the_step_trains_through_both(digits):
+    from pudnet.core import PudNet, PudNetConfig
+    from pudnet.learned_step import STEP_NET_ROW, predicted_networks, pudnet_weights, train_pudnet_step
+    torch.manual_seed(0)
+    data = load_protocol_data('digits-set')
+    pool = DevicePool(data.meta_train, data.train_classes)
+    start = build_target('convnet3', 1, 16).eval()
+    model = PudNet(PudNetConfig.for_arch('convnet3', in_channels=1, image_size=28, n_train_classes=6, width=16,
+                                         base_weights=True)).warm_start(start)
+    x, _ = _labelled(digits, [0, 1, 2])
+    w = pudnet_weights(model, x)
+    assert set(w) == {n for n, _ in start.named_parameters()}, "every parameter of the target, by its name"
+    w['2.0.weight'].sum().backward()
+    assert model.generators[2].conv2.weight.grad is not None, "the predicted weights must reach the generators"
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, n_unlabelled=3, augment=False, net_lr=1e-2)
+    trained, step, history = train_pudnet_step(model, pool, cfg, steps=3)
+    assert len(history) == 3 and all(h['loss'] == h['loss'] for h in history)
+    assert not torch.allclose(step.alpha('2.0.weight').detach(), torch.full((16,), 0.01)), "alpha got no gradient"
+    tasks = protocol_tasks(data, 3)
+    before, after = predicted_networks(model, tasks), predicted_networks(trained, tasks)
+    assert torch.equal(before[0].state_dict()['2.0.weight'], start.state_dict()['2.0.weight'])
+    assert not torch.equal(after[0].state_dict()['2.0.weight'], after[1].state_dict()['2.0.weight']), "one per dataset"
+    rows = step_swap(after, step, tasks, start)
+    assert STEP_NET_ROW in rows and all(len(a) == 3 for a in rows.values())
