@@ -21,16 +21,16 @@ from .evaluation import make_record, paired_difference
 from .extensions import warm_start  # base kernels, and PudNet.warm_start
 from .fast import DevicePool, augment_images
 from .losses import class_centroids, prototype_logits
-from .meta_baselines import score_feature_net, train_meta_baseline, train_pretrained
+from .meta_baselines import _features_net, score_feature_net, train_meta_baseline, train_pretrained
 from .swap import other_domain
 from .tasks import load_protocol_data, protocol_tasks
 from .training import TrainConfig, step_seed
 
 # %% auto #0
-__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'StepConfig', 'split_prototype_loss',
-           'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step', 'unlabelled_sample', 'step_swap',
-           'step_experiment', 'step_baseline', 'step_table', 'pudnet_weights', 'train_pudnet_step',
-           'predicted_networks', 'pudnet_step_experiment']
+__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'STEP_RANDOM_ROW', 'StepConfig',
+           'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step',
+           'unlabelled_sample', 'step_swap', 'step_experiment', 'step_baseline', 'step_random', 'step_table',
+           'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment']
 
 # %% ../nbs/22_learned_step.ipynb #68931ce9
 @dataclass
@@ -213,9 +213,10 @@ def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.M
 STEP_BN = "BatchNorm statistics from each task's P"
 
 def _pretrained_start(protocol: str, pretrain_epochs: int, cfg: StepConfig, width: int, device) -> tuple:
-    "The protocol's data, `cfg` with its ways, the meta-train pool, the Pretrained ConvNet-3 and its training info."
+    """The protocol's data, `cfg` with its ways (at most its meta-train classes), the meta-train pool, the Pretrained
+    ConvNet-3 and its training info."""
     data = load_protocol_data(protocol)
-    cfg = replace(cfg, ways=data.protocol.ways)
+    cfg = replace(cfg, ways=min(data.protocol.ways, len(data.train_classes)))
     pool = DevicePool(data.meta_train, data.train_classes, device, cfg.seed)
     start, pre = train_pretrained(pool, 'convnet3', width, epochs=pretrain_epochs, amp=False, seed=cfg.seed)
     return data, cfg, pool, start, pre
@@ -253,21 +254,35 @@ def step_baseline(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_ep
                            pretrained=pre, meta_baseline={**info, 'budget': budget})
     return [record(STEP_BASELINE_ROW, net), record(STEP_ROWS[3], start)]
 
+STEP_RANDOM_ROW = 'Random network (untrained)'
+
+def step_random(protocol: str = 'cifar100-set', n_tasks: int = 30, width: int = 64, seed: int = 0, device='cpu') -> list:
+    """The untrained ConvNet-3 that the Pretrained start was initialised as (the same seed), scored as the step rows'
+    networks are (BatchNorm statistics from each task's P, prototypes from its labelled images, no step) on the same
+    tasks: [its record]."""
+    data = load_protocol_data(protocol)
+    net = _features_net(DevicePool(data.meta_train, data.train_classes, device, seed), 'convnet3', width, seed)[0]
+    tasks = protocol_tasks(data, n_tasks)
+    accs = [score_feature_net(net, t, device, amp=False) for t in tasks]
+    return [make_record(protocol, STEP_RANDOM_ROW, 'convnet3', tasks, accs, [0.0] * len(accs), device, bn=STEP_BN)]
+
+
 # %% ../nbs/22_learned_step.ipynb #cd133dbd
 def step_table(runs: dict) -> str:
-    """Markdown: each `STEP_ROWS` row's accuracy (%) in each run (name -> its records; `STEP_NET_ROW`, `STEP_DOMAIN_ROW`
-    and `STEP_BASELINE_ROW` too where a run has them), then the swap gaps, what the step adds and how it compares,
-    paired over tasks (points, ± 95 % CI)."""
+    """Markdown: each `STEP_ROWS` row's accuracy (%) in each run (name -> its records; `STEP_NET_ROW`, `STEP_DOMAIN_ROW`,
+    `STEP_BASELINE_ROW` and `STEP_RANDOM_ROW` too where a run has them), then the swap gaps, what the step adds and how
+    it compares, paired over tasks (points, ± 95 % CI)."""
     by = {name: {r['method']: r for r in records} for name, records in runs.items()}
     cell = lambda m, ci, sign='': f"{100 * m:{sign}.2f} ± {100 * ci:.2f}"
     own, other, fixed, start = STEP_ROWS
-    extra = (STEP_NET_ROW, STEP_DOMAIN_ROW, STEP_BASELINE_ROW)
+    extra = (STEP_NET_ROW, STEP_DOMAIN_ROW, STEP_BASELINE_ROW, STEP_RANDOM_ROW)
     rows = [*STEP_ROWS, *(r for r in extra if any(r in run for run in by.values()))]
     diffs = {"**swap gap**: own minus another task's labelled images": (own, other),
              "**swap gap across domains**: own minus another domain's": (own, STEP_DOMAIN_ROW),
              "swap gap without the step: no step minus another task's network": (fixed, STEP_NET_ROW),
              'what the step adds: own minus no step': (own, fixed), 'own minus the network it started from': (own, start),
-             'own minus Meta-Baseline from the same start': (own, STEP_BASELINE_ROW)}
+             'own minus Meta-Baseline from the same start': (own, STEP_BASELINE_ROW),
+             'own minus the untrained network': (own, STEP_RANDOM_ROW)}
     def line(what, f): return f"| {what} | " + ' | '.join(f(r) if r.get(row_of[what]) else '--' for r in by.values()) + ' |'
     row_of = {**{row: row for row in rows}, **{what: ref for what, (_, ref) in diffs.items()}}
     lines = ['| | ' + ' | '.join(f"`{n}` ({r[own]['meta_steps']} tasks)" for n, r in by.items()) + ' |',

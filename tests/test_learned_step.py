@@ -99,3 +99,19 @@ def test_a_pudnet_composed_with_the_step_trains_through_both(digits):
     assert not torch.equal(after[0].state_dict()['2.0.weight'], after[1].state_dict()['2.0.weight']), "one per dataset"
     rows = step_swap(after, step, tasks, start)
     assert STEP_NET_ROW in rows and all(len(a) == 3 for a in rows.values())
+
+
+def test_the_untrained_row_is_the_start_before_pretraining_and_joins_the_table(digits):
+    from pudnet.evaluation import make_record
+    from pudnet.learned_step import STEP_RANDOM_ROW, step_random, step_table
+    from pudnet.meta_baselines import score_feature_net
+    [untrained] = step_random('digits-set', 3, width=16)
+    tasks = protocol_tasks(load_protocol_data('digits-set'), 3)
+    torch.manual_seed(0)  # train_pretrained(seed=0) starts from this network
+    net = build_target('convnet3', 1, 16)
+    assert untrained['accs'] == [score_feature_net(net, t, 'cpu', amp=False) for t in tasks]
+    rows = step_swap(net.eval(), LearnedStep(net, alpha0=0.5), tasks, net)
+    records = [make_record('digits-set', row, 'convnet3', tasks, a, [0.0] * 3, 'cpu', meta_steps=0) for row, a in rows.items()]
+    table = step_table({'run': records + [untrained]})
+    assert f"| {STEP_RANDOM_ROW} |" in table and '| own minus the untrained network |' in table
+    assert 'untrained' not in step_table({'run': records}), "no row without its record"
