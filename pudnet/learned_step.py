@@ -45,6 +45,7 @@ class StepConfig:
     tau: float = 10.0  # eq. 7's temperature
     entropy: float = 0.0  # weight of the prediction entropy of unlabelled images of P in the step's loss (0: none)
     n_unlabelled: int = 20  # ... how many per class the step reads (a task's P: this many times its ways, at random)
+    max_alpha: float | None = None  # the largest step size: meta-training keeps every alpha at most this (None: no limit)
     augment: bool = True
     seed: int = 0
 
@@ -86,6 +87,12 @@ class LearnedStep(nn.Module):
     def alpha(self, name: str) -> torch.Tensor:
         "The step sizes of parameter `name`, one per output channel."
         return self.log_alpha[_key(name)].exp()
+
+    @torch.no_grad()
+    def clip_(self, max_alpha: float) -> LearnedStep:
+        "Bring every step size above `max_alpha` down to it, in place (a projection after each meta-training step)."
+        for log_alpha in self.log_alpha.values(): log_alpha.clamp_(max=math.log(max_alpha))
+        return self
 
     def loss(self, net: nn.Module, weights: dict, shot_x: torch.Tensor, ways: int,
              unlabelled: torch.Tensor | None = None) -> torch.Tensor:
@@ -161,6 +168,7 @@ def _meta_train(net: nn.Module, step: LearnedStep, weights_of, params, pool: Dev
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cfg.max_alpha is not None: step.clip_(cfg.max_alpha)
         history.append({'step': i, 'loss': loss.item(), 'loss_without_step': without.item(),
                         'seconds': time.perf_counter() - t0})
         i += 1

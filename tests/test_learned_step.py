@@ -115,3 +115,18 @@ def test_the_untrained_row_is_the_start_before_pretraining_and_joins_the_table(d
     table = step_table({'run': records + [untrained]})
     assert f"| {STEP_RANDOM_ROW} |" in table and '| own minus the untrained network |' in table
     assert 'untrained' not in step_table({'run': records}), "no row without its record"
+
+
+def test_max_alpha_keeps_every_step_size_at_most_it(digits):
+    from dataclasses import replace
+    data = load_protocol_data('digits-set')
+    pool = DevicePool(data.meta_train, data.train_classes)
+    start = build_target('convnet3', 1, 16).eval()
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False, alpha_lr=1.0, max_alpha=0.02)
+    largest = lambda step: max(step.alpha(n).max().item() for n, _ in start.named_parameters())
+    torch.manual_seed(0)
+    _, free, _ = train_step(start, pool, replace(cfg, max_alpha=None), steps=3)
+    assert largest(free) > 0.02, "without a limit, an Adam rate of 1 on log alpha takes some step sizes past 0.02"
+    torch.manual_seed(0)
+    _, clipped, _ = train_step(start, pool, cfg, steps=3)
+    assert largest(clipped) <= 0.02 * (1 + 1e-5)
