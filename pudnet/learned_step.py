@@ -46,6 +46,7 @@ class StepConfig:
     entropy: float = 0.0  # weight of the prediction entropy of unlabelled images of P in the step's loss (0: none)
     n_unlabelled: int = 20  # ... how many per class the step reads (a task's P: this many times its ways, at random)
     max_alpha: float | None = None  # the largest step size: meta-training keeps every alpha at most this (None: no limit)
+    n_steps: int = 1  # how many steps on the labelled images, each with the same step sizes (MAML's inner loop)
     augment: bool = True
     seed: int = 0
 
@@ -76,11 +77,11 @@ def prediction_entropy(feats: torch.Tensor, centroids: torch.Tensor, tau: float 
 class LearnedStep(nn.Module):
     """theta' = theta - alpha * grad L(theta) on a task's labelled images (L_split, plus `entropy` times the prediction
     entropy of unlabelled images if given), with a meta-learned step size alpha per output channel of every parameter
-    of `net` (Meta-SGD)."""
+    of `net` (Meta-SGD), taken `n_steps` times."""
     def __init__(self, net: nn.Module, alpha0: float = 0.01, tau: float = 10.0, entropy: float = 0.0,
-                 n_unlabelled: int = 20):
+                 n_unlabelled: int = 20, n_steps: int = 1):
         super().__init__()
-        self.tau, self.entropy, self.n_unlabelled = tau, entropy, n_unlabelled
+        self.tau, self.entropy, self.n_unlabelled, self.n_steps = tau, entropy, n_unlabelled, n_steps
         self.log_alpha = nn.ParameterDict({_key(n): nn.Parameter(torch.full((p.shape[0],), math.log(alpha0)))
                                            for n, p in net.named_parameters()})
 
@@ -107,12 +108,14 @@ class LearnedStep(nn.Module):
 
     def forward(self, net: nn.Module, weights: dict, shot_x: torch.Tensor, ways: int, create_graph: bool = False,
                 unlabelled: torch.Tensor | None = None) -> dict:
-        "Weights after one step on labelled images `shot_x` (float, in class order, as many per class)."
-        with torch.enable_grad():
-            loss = self.loss(net, weights, shot_x, ways, unlabelled)
-            grads = torch.autograd.grad(loss, list(weights.values()), create_graph=create_graph)
-        return {n: w - self.alpha(n).view(-1, *[1] * (w.dim() - 1)) * g
-                for (n, w), g in zip(weights.items(), grads)}
+        "Weights after `n_steps` steps on labelled images `shot_x` (float, in class order, as many per class)."
+        for _ in range(self.n_steps):
+            with torch.enable_grad():
+                loss = self.loss(net, weights, shot_x, ways, unlabelled)
+                grads = torch.autograd.grad(loss, list(weights.values()), create_graph=create_graph)
+                weights = {n: w - self.alpha(n).view(-1, *[1] * (w.dim() - 1)) * g
+                           for (n, w), g in zip(weights.items(), grads)}
+        return weights
 
 # %% ../nbs/22_learned_step.ipynb #37abfc48
 def _class_order(x: torch.Tensor, y: torch.Tensor, ways: int) -> torch.Tensor:
@@ -179,7 +182,7 @@ def train_step(net: nn.Module, pool: DevicePool, cfg: StepConfig = StepConfig(),
     """Meta-train a `LearnedStep` (and, if `cfg.net_lr`, a copy of `net`) on one task of `pool` per Adam step, for
     `steps` steps or `budget` seconds: (network, step, history)."""
     net = copy.deepcopy(net).to(pool.device)
-    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled).to(pool.device)
+    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled, cfg.n_steps).to(pool.device)
     def weights_of(shots, extra):
         return {n: p if cfg.net_lr > 0 else p.detach().requires_grad_() for n, p in net.named_parameters()}
     history = _meta_train(net, step, weights_of, net.parameters(), pool, cfg,
@@ -314,7 +317,7 @@ def train_pudnet_step(model: PudNet, pool: DevicePool, cfg: StepConfig = StepCon
     the labelled images and is judged on query images: (model, step, history)."""
     model = copy.deepcopy(model).to(pool.device).train()
     net = copy.deepcopy(model.template).to(pool.device)
-    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled).to(pool.device)
+    step = LearnedStep(net, cfg.alpha0, cfg.tau, cfg.entropy, cfg.n_unlabelled, cfg.n_steps).to(pool.device)
     known = torch.arange(cfg.ways, device=pool.device).repeat_interleave(cfg.n_shot)
     def weights_of(shots, extra):
         return pudnet_weights(model, torch.cat([shots, extra]), torch.cat([known, known.new_full((len(extra),), -1)]))

@@ -130,3 +130,19 @@ def test_max_alpha_keeps_every_step_size_at_most_it(digits):
     torch.manual_seed(0)
     _, clipped, _ = train_step(start, pool, cfg, steps=3)
     assert largest(clipped) <= 0.02 * (1 + 1e-5)
+
+
+def test_n_steps_takes_the_same_step_again_from_where_the_last_one_ended(digits):
+    torch.manual_seed(0)
+    net = build_target('convnet3', 1, 16)
+    x, y = _labelled(digits, [0, 1, 2])
+    once = adapted_network(net, LearnedStep(net, alpha0=0.1), x, y, 3)
+    twice = adapted_network(once, LearnedStep(net, alpha0=0.1), x, y, 3).state_dict()
+    two_steps = adapted_network(net, LearnedStep(net, alpha0=0.1, n_steps=2), x, y, 3).state_dict()
+    for k, v in two_steps.items():
+        if v.is_floating_point(): torch.testing.assert_close(v, twice[k], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(two_steps['2.0.weight'], once.state_dict()['2.0.weight']), "the second step did nothing"
+    data = load_protocol_data('digits-set')
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False, n_steps=2)
+    _, step, history = train_step(net, DevicePool(data.meta_train, data.train_classes), cfg, steps=2)
+    assert step.n_steps == 2 and len(history) == 2 and all(h['loss'] == h['loss'] for h in history)
