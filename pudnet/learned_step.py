@@ -333,15 +333,15 @@ def predicted_networks(model: PudNet, tasks: list, device='cpu') -> list:
 
 def pudnet_step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
                            budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
-                           **pudnet_config) -> tuple:
+                           steps: int | None = None, **pudnet_config) -> tuple:
     """`step_experiment` with a PudNet: the Pretrained ConvNet-3 as its base kernels (`pudnet_config` changes the rest
-    of its `PudNetConfig`), meta-trained with a learned step, each test task scored with its own predicted network:
-    (records, {'alpha', 'history', ...})."""
+    of its `PudNetConfig`), meta-trained with a learned step for `budget` seconds (or on `steps` tasks, the same on
+    every machine), each test task scored with its own predicted network: (records, {'alpha', 'history', ...})."""
     data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
     torch.manual_seed(cfg.seed)
     c = PudNetConfig.for_arch('convnet3', in_channels=pool.x.shape[1], image_size=pool.x.shape[-1], width=width,
                               n_train_classes=len(pool.classes), **{'base_weights': True, **pudnet_config})
-    model, step, history = train_pudnet_step(PudNet(c).warm_start(start), pool, cfg, budget=budget)
+    model, step, history = train_pudnet_step(PudNet(c).warm_start(start), pool, cfg, steps, None if steps else budget)
     tasks = protocol_tasks(data, n_tasks)
     rows = step_swap(predicted_networks(model, tasks, device), step, tasks, start, device)
     return _step_records(protocol, rows, tasks, step, history, device, pretrained=pre, step_config=asdict(cfg),
