@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-nbdev_test --n_workers 2 --do_print
-python -m pytest tests -q -p no:cacheprovider
+nbdev_test --n_workers 2 --do_print --timing
+python -m pytest tests -q -p no:cacheprovider --durations=15
