@@ -29,8 +29,8 @@ from .training import TrainConfig, step_seed
 # %% auto #0
 __all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'STEP_RANDOM_ROW', 'StepConfig',
            'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step',
-           'unlabelled_sample', 'step_swap', 'step_experiment', 'step_baseline', 'step_random', 'step_table',
-           'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment']
+           'DomainBalance', 'unlabelled_sample', 'step_swap', 'step_experiment', 'step_baseline', 'step_random',
+           'step_table', 'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment']
 
 # %% ../nbs/22_learned_step.ipynb #68931ce9
 @dataclass
@@ -48,6 +48,7 @@ class StepConfig:
     max_alpha: float | None = None  # the largest step size: meta-training keeps every alpha at most this (None: no limit)
     n_steps: int = 1  # how many steps on the labelled images, each with the same step sizes (MAML's inner loop)
     augment: bool = True
+    domain_balance: bool = False  # divide each task's loss by its domain's running mean loss (tasks of several domains)
     seed: int = 0
 
 def split_prototype_loss(feats: torch.Tensor, ways: int, tau: float = 10.0) -> torch.Tensor:
@@ -157,9 +158,9 @@ def _meta_train(net: nn.Module, step: LearnedStep, weights_of, params, pool: Dev
     opt = torch.optim.Adam(groups)
     gen = torch.Generator(device=pool.device).manual_seed(cfg.seed)
     K, S, Q, U = cfg.ways, cfg.n_shot, cfg.q_per_class, n_extra
-    history, t0, i = [], time.perf_counter(), 0
+    history, t0, i, balance = [], time.perf_counter(), 0, DomainBalance(pool) if cfg.domain_balance else None
     while (steps is None or i < steps) and (budget is None or time.perf_counter() - t0 < budget):
-        idx, _ = pool.sample(1, K, S + Q + U, gen)
+        idx, cls = pool.sample(1, K, S + Q + U, gen)
         x = to_float(pool.x[idx.flatten()])
         if cfg.augment: x = augment_images(x, step_seed(cfg.seed, i))
         x = x.view(K, S + Q + U, *x.shape[1:])
@@ -169,7 +170,7 @@ def _meta_train(net: nn.Module, step: LearnedStep, weights_of, params, pool: Dev
         loss = _query_loss(net, new, shots, query, K, cfg.tau)
         with torch.no_grad(): without = _query_loss(net, weights, shots, query, K, cfg.tau)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if balance is None else loss * balance(cls[0, 0], loss)).backward()
         opt.step()
         if cfg.max_alpha is not None: step.clip_(cfg.max_alpha)
         history.append({'step': i, 'loss': loss.item(), 'loss_without_step': without.item(),
@@ -188,6 +189,20 @@ def train_step(net: nn.Module, pool: DevicePool, cfg: StepConfig = StepConfig(),
     history = _meta_train(net, step, weights_of, net.parameters(), pool, cfg,
                           cfg.n_unlabelled if cfg.entropy > 0 else 0, steps, budget)
     return net.eval(), step, history
+
+# %% ../nbs/22_learned_step.ipynb #37026844
+class DomainBalance:
+    """Loss weights that let every domain of a pool pull equally: a running mean of each domain's task loss, and per task
+    the mean of those over the domain's own (a domain whose tasks are easy, with small losses, is weighed up)."""
+    def __init__(self, pool: DevicePool, decay: float = 0.98):
+        if pool.domain_masks is None: raise ValueError("domain balance needs a pool of several domains")
+        self.masks, self.decay, self.means = pool.domain_masks, decay, {}
+    def __call__(self, class_position, loss: torch.Tensor) -> float:
+        d = int(self.masks[:, class_position].float().argmax())
+        m = self.means.get(d)
+        self.means[d] = loss.item() if m is None else self.decay * m + (1 - self.decay) * loss.item()
+        return sum(self.means.values()) / len(self.means) / self.means[d]
+
 
 # %% ../nbs/22_learned_step.ipynb #c888656b
 STEP_ROWS = ('step on its own labelled images', "step on another task's labelled images",
