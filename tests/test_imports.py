@@ -1,9 +1,7 @@
 """Every module imports on its own in a fresh interpreter (a notebook can hide a missing import), and matches its notebook."""
 import json
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,17 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES = sorted(p.stem for p in (REPO / 'pudnet').glob('*.py') if not p.stem.startswith('_'))
 
 
-@pytest.fixture(scope='module')
-def fresh_imports():
-    "Each module imported in its own fresh interpreter, as many at once as there are cores: {module: CompletedProcess}."
-    def one(module):
-        return subprocess.run([sys.executable, '-c', f'import pudnet.{module}'], capture_output=True, text=True, timeout=180)
-    with ThreadPoolExecutor(os.cpu_count() or 2) as pool: return dict(zip(MODULES, pool.map(one, MODULES)))
-
-
 @pytest.mark.parametrize('module', MODULES)
-def test_module_imports_in_fresh_process(module, fresh_imports):
-    r = fresh_imports[module]
+def test_module_imports_in_fresh_process(module):
+    r = subprocess.run([sys.executable, '-c', f'import pudnet.{module}'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 
 
