@@ -4,5 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 nbdev_test --n_workers 2 --do_print --timing
-# two pytest workers (pytest-xdist), as nbdev_test has two
-python -m pytest tests -q -p no:cacheprovider --durations=15 -n 2
+python -m pytest tests -q -p no:cacheprovider --durations=15
