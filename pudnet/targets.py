@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.func import functional_call
-from torchvision.models import resnet18 as tv_resnet18, resnet34 as tv_resnet34
 
 # %% auto #0
 __all__ = ['TARGETS', 'convnet3', 'resnet18', 'resnet34', 'build_target', 'predicted_shapes', 'shared_parameters', 'feature_dim',
@@ -25,22 +24,23 @@ def convnet3(in_channels: int = 1, width: int = 64) -> nn.Sequential:
     return nn.Sequential(_conv_block(in_channels, width), _conv_block(width, width), _conv_block(width, width),
                          nn.Flatten())
 
-def _cifar_resnet(factory, in_channels: int, width: int) -> nn.Module:
-    "A torchvision ResNet with the CIFAR stem (3x3 stride-1 conv, no max-pool) and no classifier."
+def _cifar_resnet(name: str, in_channels: int, width: int) -> nn.Module:
+    "torchvision's ResNet `name` with the CIFAR stem (3x3 stride-1 conv, no max-pool) and no classifier."
     if width != 64:
         raise ValueError(f"torchvision's ResNets have a fixed width (64 channels at the stem), got width={width}")
-    net = factory(weights=None)
+    import torchvision.models  # here, not at the top: it takes a third of the package's import time, and ConvNet-3 needs none of it
+    net = getattr(torchvision.models, name)(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool, net.fc = nn.Identity(), nn.Identity()
     return net
 
 def resnet18(in_channels: int = 3, width: int = 64) -> nn.Module:
     "torchvision's ResNet-18 for 32x32 images -> 512 features."
-    return _cifar_resnet(tv_resnet18, in_channels, width)
+    return _cifar_resnet('resnet18', in_channels, width)
 
 def resnet34(in_channels: int = 3, width: int = 64) -> nn.Module:
     "torchvision's ResNet-34 for 32x32 images -> 512 features."
-    return _cifar_resnet(tv_resnet34, in_channels, width)
+    return _cifar_resnet('resnet34', in_channels, width)
 
 TARGETS = {'convnet3': convnet3, 'resnet18': resnet18, 'resnet34': resnet34}
 

@@ -32,3 +32,12 @@ def test_every_notebook_reads_with_execnb():
     from execnb.nbio import read_nb
     for nb in sorted((REPO / 'nbs').rglob('*.ipynb')):
         if '.ipynb_checkpoints' not in nb.parts: read_nb(nb)
+
+
+def test_the_cli_starts_without_torchvision():
+    "torchvision's import (its models pull in torch._dynamo) costs as much as the rest of the package: only a ResNet loads it."
+    code = ('import sys, pudnet.cli, pudnet.bench, pudnet.learned_step; print(any(m.startswith("torchvision") for m in sys.modules)); '
+            'from pudnet.targets import resnet18; resnet18(); print("torchvision.models" in sys.modules)')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['False', 'True'], r.stdout
