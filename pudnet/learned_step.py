@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .core import PudNet, PudNetConfig, _key
+from .core import PudNet, PudNetConfig, _key, calibrate_batchnorm
 from .data import to_float
 from .evaluation import make_record, paired_difference
 from .extensions import warm_start  # base kernels, and PudNet.warm_start
-from .fast import DevicePool, augment_images
+from .fast import DevicePool, augment_images, prototype_accuracy
 from .losses import class_centroids, prototype_logits
 from .meta_baselines import _features_net, score_feature_net, train_meta_baseline, train_pretrained
 from .swap import other_domain
@@ -27,10 +27,11 @@ from .tasks import load_protocol_data, protocol_tasks
 from .training import TrainConfig, step_seed
 
 # %% auto #0
-__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'STEP_RANDOM_ROW', 'StepConfig',
-           'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step',
+__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'STEP_RANDOM_ROW', 'CHECK_SCALES',
+           'StepConfig', 'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step',
            'DomainBalance', 'unlabelled_sample', 'step_swap', 'step_experiment', 'step_baseline', 'step_random',
-           'step_table', 'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment']
+           'step_table', 'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment',
+           'CheckedStep', 'checked_step_experiment']
 
 # %% ../nbs/22_learned_step.ipynb #68931ce9
 @dataclass
@@ -86,6 +87,11 @@ class LearnedStep(nn.Module):
         self.log_alpha = nn.ParameterDict({_key(n): nn.Parameter(torch.full((p.shape[0],), math.log(alpha0)))
                                            for n, p in net.named_parameters()})
 
+    @property
+    def reads_unlabelled(self) -> bool:
+        "Whether the step reads unlabelled images of the task (its entropy term)."
+        return self.entropy > 0
+
     def alpha(self, name: str) -> torch.Tensor:
         "The step sizes of parameter `name`, one per output channel."
         return self.log_alpha[_key(name)].exp()
@@ -131,10 +137,13 @@ def adapted_network(net: nn.Module, step: LearnedStep, shot_x: torch.Tensor, sho
     """A copy of `net` after `step` on the labelled images `shot_x` (float) with labels `shot_y` (0..ways-1) and, for a
     step with an entropy term, `unlabelled` images; in eval mode."""
     weights = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
-    new = step(net, weights, _class_order(shot_x, shot_y, ways), ways, unlabelled=unlabelled)
+    return _with(net, step(net, weights, _class_order(shot_x, shot_y, ways), ways, unlabelled=unlabelled))
+
+def _with(net: nn.Module, weights: dict) -> nn.Module:
+    "A copy of `net` with `weights` as its parameters, in eval mode."
     out = copy.deepcopy(net)
     with torch.no_grad():
-        for n, p in out.named_parameters(): p.copy_(new[n])
+        for n, p in out.named_parameters(): p.copy_(weights[n])
     return out.eval()
 
 # %% ../nbs/22_learned_step.ipynb #ee3736f1
@@ -215,17 +224,18 @@ def unlabelled_sample(task, n_per_class: int, device='cpu') -> torch.Tensor:
     idx = torch.randperm(len(task.p_x), generator=torch.Generator().manual_seed(task.seed))[:n_per_class * task.ways]
     return to_float(task.p_x[idx].to(device))
 
-def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.Module, device='cpu') -> dict:
+def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.Module, device='cpu',
+              rows: tuple | None = None) -> dict:
     """`STEP_ROWS` (and `STEP_DOMAIN_ROW` when the tasks come from several domains) -> per-task accuracies (BatchNorm
     statistics from each task's P, prototypes from its labelled images; a step with an entropy term also reads
     `unlabelled_sample` of the P its labelled images came from). `net`: one network for every task, or a list with
     each task's own (a PudNet's predictions): another task's step then starts from that task's network, and
-    `STEP_NET_ROW` scores the next task's network without a step."""
+    `STEP_NET_ROW` scores the next task's network without a step. `rows`: only these (default: all)."""
     if len(tasks) < 2: raise ValueError("the swap needs at least 2 tasks (each borrows the next one's step)")
     nets = [n.to(device) for n in net] if isinstance(net, (list, tuple)) else [net.to(device)] * len(tasks)
     start = start.to(device)
     def stepped_for(n, t):
-        u = unlabelled_sample(t, step.n_unlabelled, device) if step.entropy > 0 else None
+        u = unlabelled_sample(t, step.n_unlabelled, device) if step.reads_unlabelled else None
         return adapted_network(n, step, to_float(t.shot_x.to(device)), t.shot_y.to(device), t.ways, u)
     stepped = [stepped_for(n, t) for n, t in zip(nets, tasks)]
     sources = dict(zip(STEP_ROWS, (lambda i: stepped[i], lambda i: stepped[(i + 1) % len(tasks)], lambda i: nets[i],
@@ -233,7 +243,7 @@ def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.M
     if isinstance(net, (list, tuple)): sources[STEP_NET_ROW] = lambda i: nets[(i + 1) % len(tasks)]
     if (js := other_domain(tasks)) is not None: sources[STEP_DOMAIN_ROW] = lambda i: stepped[js[i]]
     return {row: [score_feature_net(src(i), t, device, amp=False) for i, t in enumerate(tasks)]
-            for row, src in sources.items()}
+            for row, src in sources.items() if rows is None or row in rows}
 
 # %% ../nbs/22_learned_step.ipynb #768c9127
 STEP_BN = "BatchNorm statistics from each task's P"
@@ -346,18 +356,90 @@ def predicted_networks(model: PudNet, tasks: list, device='cpu') -> list:
     labels = lambda t: t.known_labels.to(device) if model.config.sketch_labels else None
     return [model.predict(to_float(t.p_x.to(device)), labels=labels(t)) for t in tasks]
 
-def pudnet_step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
-                           budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
-                           steps: int | None = None, **pudnet_config) -> tuple:
-    """`step_experiment` with a PudNet: the Pretrained ConvNet-3 as its base kernels (`pudnet_config` changes the rest
-    of its `PudNetConfig`), meta-trained with a learned step for `budget` seconds (or on `steps` tasks, the same on
-    every machine), each test task scored with its own predicted network: (records, {'alpha', 'history', ...})."""
+def _composed_run(protocol: str, n_tasks: int, pretrain_epochs: int, budget: float, cfg: StepConfig, width: int,
+                  device, steps: int | None, pudnet_config: dict) -> tuple:
+    """The meta-training of `pudnet_step_experiment`: (test tasks, each one's predicted network, the step, its history,
+    the Pretrained start, what the records keep of the run)."""
     data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
     torch.manual_seed(cfg.seed)
     c = PudNetConfig.for_arch('convnet3', in_channels=pool.x.shape[1], image_size=pool.x.shape[-1], width=width,
                               n_train_classes=len(pool.classes), **{'base_weights': True, **pudnet_config})
     model, step, history = train_pudnet_step(PudNet(c).warm_start(start), pool, cfg, steps, None if steps else budget)
     tasks = protocol_tasks(data, n_tasks)
-    rows = step_swap(predicted_networks(model, tasks, device), step, tasks, start, device)
-    return _step_records(protocol, rows, tasks, step, history, device, pretrained=pre, step_config=asdict(cfg),
-                         pudnet_config=asdict(c))
+    return (tasks, predicted_networks(model, tasks, device), step, history, start,
+            dict(pretrained=pre, step_config=asdict(cfg), pudnet_config=asdict(c)))
+
+def pudnet_step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
+                           budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
+                           steps: int | None = None, **pudnet_config) -> tuple:
+    """`step_experiment` with a PudNet: the Pretrained ConvNet-3 as its base kernels (`pudnet_config` changes the rest
+    of its `PudNetConfig`), meta-trained with a learned step for `budget` seconds (or on `steps` tasks, the same on
+    every machine), each test task scored with its own predicted network: (records, {'alpha', 'history', ...})."""
+    tasks, nets, step, history, start, extra = _composed_run(protocol, n_tasks, pretrain_epochs, budget, cfg, width,
+                                                            device, steps, pudnet_config)
+    return _step_records(protocol, step_swap(nets, step, tasks, start, device), tasks, step, history, device, **extra)
+
+
+# %% ../nbs/22_learned_step.ipynb #b9dbd658
+CHECK_SCALES = (0.0, 0.1, 0.3, 1.0)  # how far along its step a `CheckedStep` may go (0: no step, 1: the learned step)
+
+class CheckedStep(nn.Module):
+    """`step` scaled, per task, by the factor of `scales` whose scaled step, taken on one half of the labelled images,
+    best classifies the other half (two folds, BatchNorm statistics from `n_unlabelled` images per class of the task's
+    P; on a tie the smallest factor); the factors chosen are kept in `chosen`. For scoring: meta-train the
+    `LearnedStep` itself."""
+    reads_unlabelled = True
+
+    def __init__(self, step: LearnedStep, scales: tuple = CHECK_SCALES, n_unlabelled: int = 50):
+        super().__init__()
+        self.step, self.scales, self.n_unlabelled, self.chosen = step, tuple(scales), n_unlabelled, []
+
+    def _inner(self, unlabelled: torch.Tensor, ways: int) -> torch.Tensor | None:
+        "What the wrapped step reads of the unlabelled images: as many as it was meta-trained with, or none."
+        return unlabelled[:self.step.n_unlabelled * ways] if self.step.reads_unlabelled else None
+
+    @torch.no_grad()
+    def fold_accuracy(self, net: nn.Module, weights: dict, shot_x: torch.Tensor, ways: int,
+                      unlabelled: torch.Tensor) -> torch.Tensor:
+        """One accuracy per factor of `scales`: the mean over the two halves of `shot_x` (in class order) of the
+        held-out half's accuracy with the other half's prototypes, through the network after the scaled step."""
+        x = shot_x.view(ways, -1, *shot_x.shape[1:])
+        h = x.shape[1] // 2
+        halves, y = (x[:, :h].flatten(0, 1), x[:, h:2 * h].flatten(0, 1)), torch.arange(ways).repeat_interleave(h)
+        inner = self._inner(unlabelled, ways)
+        accs = torch.zeros(len(self.scales))
+        for a, b in (halves, halves[::-1]):
+            delta = _change(weights, self.step(net, weights, a, ways, unlabelled=inner))
+            for k, s in enumerate(self.scales):
+                n = calibrate_batchnorm(_with(net, _moved(weights, delta, s)), unlabelled)
+                accs[k] += prototype_accuracy(n, a, y.to(a.device), b, y.to(a.device)) / 2
+        return accs
+
+    def forward(self, net: nn.Module, weights: dict, shot_x: torch.Tensor, ways: int, create_graph: bool = False,
+                unlabelled: torch.Tensor | None = None) -> dict:
+        "`LearnedStep.forward`'s weights, with the step scaled by the factor `fold_accuracy` chooses for these images."
+        if create_graph: raise ValueError("a checked step is for scoring: meta-train the LearnedStep itself")
+        if unlabelled is None: raise ValueError("the check needs images of the task's P for BatchNorm statistics")
+        if shot_x.shape[0] // ways < 4: raise ValueError("the check needs at least 4 labelled images per class")
+        s = self.scales[int(self.fold_accuracy(net, weights, shot_x, ways, unlabelled).argmax())]  # first: smallest
+        self.chosen.append(s)
+        inner = self._inner(unlabelled, ways)
+        return _moved(weights, _change(weights, self.step(net, weights, shot_x, ways, unlabelled=inner)), s)
+
+def _change(weights: dict, new: dict) -> dict: return {n: (new[n] - w).detach() for n, w in weights.items()}
+def _moved(weights: dict, delta: dict, s: float) -> dict: return {n: w.detach() + s * delta[n] for n, w in weights.items()}
+
+# %% ../nbs/22_learned_step.ipynb #8ae2e147
+def checked_step_experiment(protocol: str = 'fashion-to-digits', n_tasks: int = 30, pretrain_epochs: int = 4,
+                            budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
+                            steps: int | None = None, scales: tuple = CHECK_SCALES, **pudnet_config) -> tuple:
+    """`pudnet_step_experiment`, then the rows with a step scored again with the step checked (`CheckedStep`; the rows
+    without one are the same): (records, the checked ones with `step_check`; {'alpha', 'history', 'chosen', ...})."""
+    tasks, nets, step, history, start, extra = _composed_run(protocol, n_tasks, pretrain_epochs, budget, cfg, width,
+                                                            device, steps, pudnet_config)
+    rows = step_swap(nets, step, tasks, start, device)
+    records, learned = _step_records(protocol, rows, tasks, step, history, device, **extra)
+    checked = CheckedStep(step, scales)
+    again = step_swap(nets, checked, tasks, start, device, rows=(STEP_ROWS[0], STEP_ROWS[1], STEP_DOMAIN_ROW))
+    more, _ = _step_records(protocol, {**rows, **again}, tasks, step, history, device, step_check=list(scales), **extra)
+    return records + more, {**learned, 'chosen': checked.chosen[:len(tasks)]}

@@ -1,10 +1,11 @@
 """The learned step (nbs/22_learned_step): it reads the labels, meta-training reaches the step sizes through the step,
 and the network it is given is never changed."""
+import pytest
 import torch
 
 from pudnet.data import to_float
 from pudnet.fast import DevicePool
-from pudnet.learned_step import LearnedStep, StepConfig, adapted_network, step_swap, train_step
+from pudnet.learned_step import CheckedStep, LearnedStep, StepConfig, adapted_network, step_swap, train_step
 from pudnet.targets import build_target
 from pudnet.tasks import load_protocol_data, protocol_tasks
 
@@ -146,3 +147,33 @@ def test_n_steps_takes_the_same_step_again_from_where_the_last_one_ended(digits)
     cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False, n_steps=2)
     _, step, history = train_step(net, DevicePool(data.meta_train, data.train_classes), cfg, steps=2)
     assert step.n_steps == 2 and len(history) == 2 and all(h['loss'] == h['loss'] for h in history)
+
+
+def test_a_checked_step_refuses_a_step_that_overshoots_and_keeps_its_choices(digits):
+    torch.manual_seed(0)
+    net = build_target('convnet3', 1, 16)
+    x, y = _labelled(digits, [0, 1, 2], per_class=8)
+    p = to_float(digits.x[digits.y <= 2][:150])  # the task's P: BatchNorm statistics for the check
+    wild = CheckedStep(LearnedStep(net, alpha0=1e4))
+    adapted = adapted_network(net, wild, x, y, 3, p).state_dict()
+    assert wild.chosen == [0.0], "a step that wrecks the held-out accuracy was taken"
+    assert torch.equal(adapted['2.0.weight'], net.state_dict()['2.0.weight']), "s = 0 must keep the network"
+    step = LearnedStep(net, alpha0=0.5)
+    only_step = adapted_network(net, CheckedStep(step, (1.0,)), x, y, 3, p).state_dict()
+    torch.testing.assert_close(only_step['2.0.weight'], adapted_network(net, step, x, y, 3).state_dict()['2.0.weight'])
+    with pytest.raises(ValueError, match='at least 4'):
+        adapted_network(net, CheckedStep(step), *_labelled(digits, [0, 1, 2], per_class=3), 3, p)
+    with pytest.raises(ValueError, match="images of the task's P"):
+        adapted_network(net, CheckedStep(step), x, y, 3)
+
+
+def test_checked_step_experiment_scores_the_stepped_rows_twice_from_one_run(digits):
+    from pudnet.learned_step import STEP_ROWS, checked_step_experiment
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, n_unlabelled=3, augment=False)
+    records, learned = checked_step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=2,
+                                               scales=(0.0, 1.0))
+    plain = {r['method']: r for r in records if 'step_check' not in r}
+    checked = {r['method']: r for r in records if 'step_check' in r}
+    assert set(plain) == set(checked) and checked[STEP_ROWS[0]]['step_check'] == [0.0, 1.0]
+    for row in STEP_ROWS[2:]: assert checked[row]['accs'] == plain[row]['accs'], "rows without a step are the same"
+    assert len(learned['chosen']) == 2 and set(learned['chosen']) <= {0.0, 1.0} and learned['meta_steps'] == 2
