@@ -405,14 +405,15 @@ class CheckedStep(nn.Module):
         held-out half's accuracy with the other half's prototypes, through the network after the scaled step."""
         x = shot_x.view(ways, -1, *shot_x.shape[1:])
         h = x.shape[1] // 2
-        halves, y = (x[:, :h].flatten(0, 1), x[:, h:2 * h].flatten(0, 1)), torch.arange(ways).repeat_interleave(h)
+        halves = x[:, :h].flatten(0, 1), x[:, h:2 * h].flatten(0, 1)
+        y = torch.arange(ways, device=shot_x.device).repeat_interleave(h)
         inner = self._inner(unlabelled, ways)
         accs = torch.zeros(len(self.scales))
         for a, b in (halves, halves[::-1]):
             delta = _change(weights, self.step(net, weights, a, ways, unlabelled=inner))
             for k, s in enumerate(self.scales):
                 n = calibrate_batchnorm(_with(net, _moved(weights, delta, s)), unlabelled)
-                accs[k] += prototype_accuracy(n, a, y.to(a.device), b, y.to(a.device)) / 2
+                accs[k] += prototype_accuracy(n, a, y, b, y) / 2
         return accs
 
     def forward(self, net: nn.Module, weights: dict, shot_x: torch.Tensor, ways: int, create_graph: bool = False,
