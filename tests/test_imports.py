@@ -10,10 +10,19 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES = sorted(p.stem for p in (REPO / 'pudnet').glob('*.py') if not p.stem.startswith('_'))
 
 
+@pytest.fixture(scope='module')
+def fresh_imports():
+    "Every module imported in its own fresh interpreter, all started at once (each import is mostly torch's): {module: (returncode, stderr)}."
+    procs = {m: subprocess.Popen([sys.executable, '-c', f'import pudnet.{m}'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True) for m in MODULES}
+    errors = {m: p.communicate(timeout=300)[1] for m, p in procs.items()}
+    return {m: (p.returncode, errors[m]) for m, p in procs.items()}
+
+
 @pytest.mark.parametrize('module', MODULES)
-def test_module_imports_in_fresh_process(module):
-    r = subprocess.run([sys.executable, '-c', f'import pudnet.{module}'], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+def test_module_imports_in_fresh_process(module, fresh_imports):
+    code, err = fresh_imports[module]
+    assert code == 0, err
 
 
 def test_every_module_has_a_notebook():
