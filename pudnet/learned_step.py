@@ -265,10 +265,12 @@ def _step_records(protocol: str, rows: dict, tasks: list, step: LearnedStep, his
     return records, {'alpha': alpha, 'history': history, 'meta_steps': len(history), 'bn': STEP_BN, **extra}
 
 def step_experiment(protocol: str = 'cifar100-set', n_tasks: int = 30, pretrain_epochs: int = 4,
-                    budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu') -> tuple:
-    "Pretrained ConvNet-3, a learned step meta-trained from it, the swap test: (records, {'alpha', 'history', ...})."
+                    budget: float = 900.0, cfg: StepConfig = StepConfig(), width: int = 64, device='cpu',
+                    steps: int | None = None) -> tuple:
+    """Pretrained ConvNet-3, a learned step meta-trained from it for `budget` seconds (or on `steps` tasks, the same
+    on every machine), the swap test: (records, {'alpha', 'history', ...})."""
     data, cfg, pool, start, pre = _pretrained_start(protocol, pretrain_epochs, cfg, width, device)
-    net, step, history = train_step(start, pool, cfg, budget=budget)
+    net, step, history = train_step(start, pool, cfg, steps, None if steps else budget)
     tasks = protocol_tasks(data, n_tasks)
     return _step_records(protocol, step_swap(net, step, tasks, start, device), tasks, step, history, device,
                          pretrained=pre, step_config=asdict(cfg))

@@ -177,3 +177,15 @@ def test_checked_step_experiment_scores_the_stepped_rows_twice_from_one_run(digi
     assert set(plain) == set(checked) and checked[STEP_ROWS[0]]['step_check'] == [0.0, 1.0]
     for row in STEP_ROWS[2:]: assert checked[row]['accs'] == plain[row]['accs'], "rows without a step are the same"
     assert len(learned['chosen']) == 2 and set(learned['chosen']) <= {0.0, 1.0} and learned['meta_steps'] == 2
+
+
+def test_step_experiment_on_a_number_of_tasks_shares_the_start_of_the_composed_run(digits):
+    "`steps` makes the step-only control see as many tasks as a `pudnet_step_experiment`, from the same start."
+    from pudnet.learned_step import STEP_ROWS, pudnet_step_experiment, step_experiment
+    cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False, net_lr=1e-6, max_alpha=1.0)
+    alone, learned = step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=3)
+    composed, _ = pudnet_step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=3)
+    assert learned['meta_steps'] == 3 and {r['meta_steps'] for r in alone + composed} == {3}
+    start = lambda records: next(r['accs'] for r in records if r['method'] == STEP_ROWS[3])
+    assert start(alone) == start(composed), "both start from the same Pretrained network"
+    assert learned['step_config']['net_lr'] == 1e-6
