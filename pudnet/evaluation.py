@@ -17,15 +17,18 @@ from pathlib import Path
 import torch
 
 from .baselines import EVAL_BATCH, train_from_scratch
-from .core import PrototypeClassifier, PudNet, atomic_write_bytes
+from .core import PREDICT_BATCH, PrototypeClassifier, PudNet, atomic_write_bytes
 from .data import ImageData, adapt_images, progress_bar, to_float
 from .fast import sync
+from .meta_baselines import score_feature_net, task_network
+from .targets import build_target
 from .tasks import sample_task
 
 # %% auto #0
-__all__ = ['GIT_TIMEOUT', 'FIXED_BN', 'mean_ci95', 'paired_difference', 'evaluate_pudnet', 'evaluate_scratch', 'git_commit',
-           'device_name', 'make_record', 'write_records', 'speedup', 'compare', 'format_table', 'markdown_table',
-           'user_tasks']
+__all__ = ['SCRATCH_SEED_STRIDE', 'UNTRAINED_ROW', 'SWAP_ROW', 'GIT_TIMEOUT', 'FIXED_BN', 'mean_ci95', 'paired_difference',
+           'evaluate_pudnet', 'evaluate_scratch', 'untrained_network', 'task_sketch', 'evaluate_floors', 'git_commit',
+           'device_name', 'make_record', 'write_records', 'speedup', 'floor_records', 'compare', 'format_table',
+           'markdown_table', 'user_tasks']
 
 # %% ../nbs/10_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -42,16 +45,19 @@ def paired_difference(a, b) -> tuple:
     return mean_ci95([x - y for x, y in zip(a, b)])
 
 # %% ../nbs/10_evaluation.ipynb #7bc88e14
-def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = False, warmup: int = 1) -> dict:
-    "Prototype accuracy on Q of the network PudNet predicts from each task's P, and predict seconds per task."
+def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = False, warmup: int = 1,
+                    sketches: list | None = None) -> dict:
+    """Prototype accuracy on Q of the network PudNet predicts from each task's P, and predict seconds per task;
+    `sketches` (one per task) replace the tasks' own (the swap test): BatchNorm statistics and prototypes stay the task's."""
     model = model.to(device).eval()
+    sketches = [None] * len(tasks) if sketches is None else sketches
     accs, secs = [], []
-    for i, t in enumerate(progress_bar(tasks, leave=False) if progress else tasks):
+    for i, (t, s) in enumerate(zip(progress_bar(tasks, leave=False) if progress else tasks, sketches)):
         p = to_float(t.p_x).to(device)
         for _ in range(warmup if i == 0 else 0): model.predict(p)  # warm-up (allocations, lazy init)
         sync(device)
         t0 = time.perf_counter()
-        net = model.predict(p)
+        net = model.predict(p, sketch=s)
         sync(device)
         secs.append(time.perf_counter() - t0)
         shot_x, shot_y = to_float(t.shot_x).to(device), t.shot_y.to(device)
@@ -61,13 +67,48 @@ def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = F
         accs.append((pred == t.q_y).float().mean().item())
     return {'acc': accs, 'seconds': secs}
 
+SCRATCH_SEED_STRIDE = 1_000_003  # run `seed` of task t initialises Adam's network from t.seed + stride * seed
+
 def evaluate_scratch(tasks: list, arch: str, epochs=(1, 10, 30), gc: bool = False, device='cpu', width: int = 64,
-                     progress: bool = False, **kwargs) -> dict:
+                     progress: bool = False, seed: int = 0, **kwargs) -> dict:
     "Adam (or GC) from scratch on each task: accuracy and training seconds per epoch count."
-    runs = [train_from_scratch(t, arch, epochs, gc=gc, seed=t.seed, width=width, device=device, **kwargs)
+    runs = [train_from_scratch(t, arch, epochs, gc=gc, seed=t.seed + SCRATCH_SEED_STRIDE * seed, width=width,
+                               device=device, **kwargs)
             for t in (progress_bar(tasks, leave=False) if progress else tasks)]
     return {e: {'acc': [r['acc'][e] for r in runs], 'seconds': [r['seconds'][e] for r in runs]}
             for e in sorted(runs[0]['acc'])}
+
+# %% ../nbs/10_evaluation.ipynb #f1007a02
+UNTRAINED_ROW = 'Random network (untrained)'  # the names the bench gives these rows too
+SWAP_ROW = "PudNet [weights from another task's P]"
+
+def untrained_network(model: PudNet, seed: int = 0) -> torch.nn.Module:
+    "PudNet's target network, freshly initialised from `seed` (the random state outside is left as it was)."
+    c = model.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_target(c.arch, c.in_channels, c.width)
+
+@torch.no_grad()
+def task_sketch(model: PudNet, task, device='cpu') -> torch.Tensor:
+    "The sketch (m,) PudNet's `predict` reads from `task`'s P (eq. 3, streamed as `predict` streams it)."
+    return model.to(device).eval().sketch.stream(to_float(task.p_x).to(device).split(PREDICT_BATCH))
+
+def evaluate_floors(model: PudNet, tasks: list, device='cpu', seed: int = 0) -> dict:
+    """Per-task accuracies and seconds of the floors, scored as PudNet's network: the untrained network, and (with
+    2 tasks or more) the swap, task i predicted from task i+1's sketch. Name -> {'acc', 'seconds'}."""
+    net, out = untrained_network(model, seed).to(device), {}
+    secs, accs = [], []
+    for t in tasks:
+        t0 = time.perf_counter()
+        ready = task_network(net, to_float(t.p_x).to(device))  # P's BatchNorm statistics, as PudNet's network has
+        secs.append(time.perf_counter() - t0)
+        accs.append(score_feature_net(ready, t, device, amp=False, bn='fixed'))
+    out[UNTRAINED_ROW] = {'acc': accs, 'seconds': secs}
+    if len(tasks) >= 2:
+        s = [task_sketch(model, t, device) for t in tasks]
+        out[SWAP_ROW] = evaluate_pudnet(model, tasks, device, warmup=0, sketches=s[1:] + s[:1])
+    return out
 
 # %% ../nbs/10_evaluation.ipynb #fb696db4
 GIT_TIMEOUT = 10  # seconds each git query may take before the commit is recorded as 'unknown'
@@ -121,16 +162,27 @@ def speedup(pudnet_acc: float, pudnet_seconds: float, curve: dict) -> float | No
         prev_acc, prev_s = acc, s
     return None
 
+def floor_records(protocol: str, model: PudNet, tasks: list, pudnet_accs: list, device='cpu', seed: int = 0) -> list:
+    "Records of `evaluate_floors`, each with PudNet minus it paired over the tasks (`pudnet_minus`, `pudnet_minus_ci95`)."
+    records = []
+    for name, r in evaluate_floors(model, tasks, device, seed).items():
+        gap, ci = paired_difference(pudnet_accs, r['acc'])
+        records.append(make_record(protocol, name, model.config.arch, tasks, r['acc'], r['seconds'], device, bn='task',
+                                   init_seed=seed, pudnet_minus=gap, pudnet_minus_ci95=ci))
+    return records
+
 def compare(protocol: str, model: PudNet, tasks: list, scratch_tasks: int = 5, epochs=(1, 10, 30), gc: bool = False,
             device='cpu', progress: bool = True) -> list:
-    "Records for PudNet on `tasks` and for training from scratch (Adam, optionally GC) on the first `scratch_tasks`."
+    """Records for PudNet on `tasks`, its floors on the same tasks (`floor_records`), and training from scratch (Adam,
+    optionally GC) on the first `scratch_tasks`."""
     arch, width = model.config.arch, model.config.width
     pud = evaluate_pudnet(model, tasks, device, progress)
-    records = [make_record(protocol, 'PudNet', arch, tasks, pud['acc'], pud['seconds'], device)]
+    records = [make_record(protocol, 'PudNet', arch, tasks, pud['acc'], pud['seconds'], device, bn='task'),
+               *floor_records(protocol, model, tasks, pud['acc'], device)]
     n = min(scratch_tasks, len(tasks))
     if n == 0: return records
     records.append(make_record(protocol, 'PudNet', arch, tasks[:n], pud['acc'][:n], pud['seconds'][:n], device,
-                               subset='scratch tasks'))
+                               subset='scratch tasks', bn='task'))
     p_acc, p_sec = mean_ci95(pud['acc'][:n])[0], statistics.median(pud['seconds'][:n])
     for method, use_gc in [('Adam scratch', False)] + ([('GC scratch', True)] if gc else []):
         res = evaluate_scratch(tasks[:n], arch, epochs, gc=use_gc, device=device, width=width, progress=progress)
@@ -140,28 +192,36 @@ def compare(protocol: str, model: PudNet, tasks: list, scratch_tasks: int = 5, e
                                        epochs=e, speedup_to_pudnet=speedup(p_acc, p_sec, curve)))
     return records
 
+def _percent(mean: float, ci: float) -> str:
+    "A mean ± CI (fractions) in percent or points, 2 decimals; no CI when it is NaN (one task)."
+    return f"{100 * mean:.2f}" + ('' if math.isnan(ci) else f" ± {100 * ci:.2f}")
+
+def _pudnet_minus(r: dict) -> str:
+    "'+x.xx ± y.yy' for a floor record (PudNet minus it, points), '' for the others."
+    return '' if 'pudnet_minus' not in r else '+' * (r['pudnet_minus'] >= 0) + _percent(r['pudnet_minus'], r['pudnet_minus_ci95'])
+
 def format_table(records: list) -> str:
-    "A plain-text table of records: method, tasks, accuracy ± CI, median seconds."
-    lines = [f"{'method':<22} {'tasks':>5} {'accuracy (%)':>15} {'seconds':>10}"]
-    for r in records:
-        name = r['method'] + (' (same tasks)' if r.get('subset') else '')
-        ci = '' if math.isnan(r['ci95']) else f" ± {100 * r['ci95']:.2f}"
-        lines.append(f"{name:<22} {r['n_tasks']:>5} {100 * r['mean']:>7.2f}{ci:<8} {r['seconds_median']:>10.4f}")
+    "A plain-text table of records: method, tasks, accuracy ± CI, median seconds, PudNet minus it for the floors."
+    names = [r['method'] + (' (same tasks)' if r.get('subset') else '') for r in records]
+    width = max(22, *map(len, names))
+    lines = [f"{'method':<{width}} {'tasks':>5} {'accuracy (%)':>15} {'seconds':>10}   PudNet minus it (points)"]
+    for name, r in zip(names, records):
+        lines.append(f"{name:<{width}} {r['n_tasks']:>5} {_percent(r['mean'], r['ci95']):>15} "
+                     f"{r['seconds_median']:>10.4f}   {_pudnet_minus(r)}".rstrip())
     return '\n'.join(lines)
 
 # %% ../nbs/10_evaluation.ipynb #0126e930
 def markdown_table(records: list) -> str:
-    "A Markdown table of records: method, tasks, accuracy ± CI, median seconds, speed-up, device."
-    rows = ['| method | tasks | accuracy (%) | seconds / task | PudNet speed-up | device |',
-            '|---|---|---|---|---|---|']
+    "A Markdown table of records: method, tasks, accuracy ± CI, PudNet minus it, median seconds, speed-up, device."
+    rows = ['| method | tasks | accuracy (%) | PudNet minus it (points) | seconds / task | PudNet speed-up | device |',
+            '|---|---|---|---|---|---|---|']
     for r in records:
         name = r['method'] + (' (on the Adam tasks)' if r.get('subset') else '')
-        ci = '' if math.isnan(r['ci95']) else f" ± {100 * r['ci95']:.2f}"
         sp = r.get('speedup_to_pudnet')
         sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else
                                                       f'{sp:,.0f}x' if sp >= 10 else f'{sp:.2f}x')
-        rows.append(f"| {name} | {r['n_tasks']} | {100 * r['mean']:.2f}{ci} | {r['seconds_median']:.3f} | {sp} "
-                    f"| {r['device']} |")
+        rows.append(f"| {name} | {r['n_tasks']} | {_percent(r['mean'], r['ci95'])} | {_pudnet_minus(r)} "
+                    f"| {r['seconds_median']:.3f} | {sp} | {r['device']} |")
     return '\n'.join(rows)
 
 # %% ../nbs/10_evaluation.ipynb #69864764
@@ -177,7 +237,7 @@ def user_tasks(data: ImageData, model: PudNet, ways: int | None = None, n_tasks:
     p_per_class = p_per_class or max(n_shot, smallest // 2)
     if smallest <= p_per_class:
         raise ValueError(f"the smallest class has {smallest} images; P needs {p_per_class} per class "
-                         f"and Q at least one more: give more images or a smaller p_per_class")
+                         f"and Q at least one more: give more images per class")
     c = model.config
     x = adapt_images(data.x, c.in_channels, c.image_size)
     return [sample_task(ImageData(x, data.y, data.classes), None, classes, ways, p_per_class, None, n_shot, seed + i)

@@ -13,8 +13,8 @@ import torch
 from .data import ImageData, load_dataset
 
 # %% auto #0
-__all__ = ['CIFAR_FS_TEST', 'MIXED_TEST', 'PROTOCOLS', 'Task', 'sample_task', 'Protocol', 'get_protocol', 'ProtocolData',
-           'load_protocol_data', 'protocol_tasks']
+__all__ = ['CIFAR_FS_TEST', 'CIFAR_FS_VAL', 'MIXED_TEST', 'PROTOCOLS', 'Task', 'sample_task', 'Protocol', 'get_protocol',
+           'ProtocolData', 'load_protocol_data', 'protocol_tasks']
 
 # %% ../nbs/01_tasks.ipynb #96dade47
 @dataclass
@@ -100,6 +100,8 @@ def sample_task(p_data: ImageData, q_data: ImageData | None, classes, ways: int,
 # %% ../nbs/01_tasks.ipynb #e8e9498e
 CIFAR_FS_TEST = ['baby', 'bed', 'bicycle', 'chimpanzee', 'fox', 'leopard', 'man', 'pickup_truck', 'plain', 'poppy',
                  'rocket', 'rose', 'snail', 'sweet_pepper', 'table', 'telephone', 'wardrobe', 'whale', 'woman', 'worm']
+CIFAR_FS_VAL = ['otter', 'motorcycle', 'television', 'lamp', 'crocodile', 'shark', 'butterfly', 'beaver', 'beetle',
+                'tractor', 'flatfish', 'maple_tree', 'camel', 'crab', 'sea', 'cattle']  # CIFAR-FS's validation classes
 
 @dataclass(frozen=True)
 class Protocol:
@@ -133,6 +135,8 @@ PROTOCOLS = {p.name: p for p in [
              q_per_class=None, n_tasks=500),
     Protocol('cifar100-set', 'cifar100', ('not', *CIFAR_FS_TEST), 'cifar100', tuple(CIFAR_FS_TEST), ways=5,
              p_per_class=None, q_per_class=None, n_tasks=500, image_size=32, channels=3),
+    Protocol('cifar100-val', 'cifar100', ('not', *CIFAR_FS_TEST, *CIFAR_FS_VAL), 'cifar100', tuple(CIFAR_FS_VAL),
+             ways=5, p_per_class=None, q_per_class=None, n_tasks=100, base_seed=100_000, image_size=32, channels=3),
     Protocol('cifar100-to-cifar10', 'cifar100', ('not', *CIFAR_FS_TEST), 'cifar10', tuple(range(10)), ways=10,
              p_per_class=None, q_per_class=None, n_tasks=21, image_size=32, channels=3, p_total=5000),
     Protocol('fashion-to-digits', 'fashion-mnist', tuple(range(6)), 'digits', tuple(range(10)), ways=10, p_per_class=50,
