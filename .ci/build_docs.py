@@ -13,8 +13,12 @@ mkdocs-material and mkdocs-jupyter (all from PyPI, pinned in settings.ini), over
 3. Quarto's directives become nbconvert tags (`#| echo: false` -> input removed), the front matter a title.
 4. Plotly figures saved as `application/vnd.plotly.v1+json` become HTML that calls the page's plotly.js, a local
    copy from the plotly package (`assets/plotly.min.js`, loaded in <head> by .ci/mkdocs_theme/main.html): no
-   network at build time or for readers.
-5. `mkdocs build --strict`, then checks: one page per notebook, API docs and figures present.
+   network at build time or for readers. The HTML that plotly's `notebook`/`notebook_connected` renderers put before a
+   notebook's first figure (plotly.js inline, or an import from cdn.plot.ly) is dropped.
+5. Formulas: MathJax 2.7 with its TeX web fonts from Debian (`libjs-mathjax`, `fonts-mathjax`; .ci/run installs them),
+   copied into the site (`assets/mathjax`) and configured `TeX-AMS_CHTML-full` (CommonHTML output).
+6. `mkdocs build --strict`, then checks: one page per notebook, API docs and figures present, MathJax and its fonts the
+   site's own, nothing loaded from the network. tests/test_browser.py then opens every page in Chromium, offline.
 """
 import json
 import os
@@ -45,12 +49,31 @@ def notebooks() -> list:
 
 
 MATHJAX = '@mathjax@'  # mkdocs.yml's `custom_mathjax_url`: replaced in each page by the path of the local MathJax copy
+MATHJAX_CONFIG = 'TeX-AMS_CHTML-full,Safe'  # TeX input, CommonHTML output with the TeX web fonts (nbconvert's own choice)
+# What that configuration loads (the rest of Debian's 50 MB: other fonts and outputs, unpacked sources, is left out)
+MATHJAX_PARTS = ('MathJax.js', 'config/TeX-AMS_CHTML-full.js', 'config/Safe.js', 'config/local', 'extensions', 'jax/input/TeX',
+                 'jax/element', 'jax/output/CommonHTML', 'fonts/HTML-CSS/TeX/woff', 'fonts/HTML-CSS/TeX/otf')
+DEBIAN_MATHJAX = Path('/usr/share/javascript/mathjax')
 
 
 def mathjax_files() -> Path:
-    "MathJax 2.7's files as the jupyter-server-mathjax package ships them: formulas render with no network."
-    import jupyter_server_mathjax
-    return Path(jupyter_server_mathjax.__file__).parent / 'static'
+    """MathJax 2.7 with its TeX fonts as Debian ships it (`libjs-mathjax` + `fonts-mathjax`, installed by .ci/run): formulas
+    render with no network and with real fonts (jupyter-server-mathjax holds no TeX font: its formulas were set without
+    font metrics, and any formula with a prime failed)."""
+    root = Path(os.environ.get('PUDNET_MATHJAX', DEBIAN_MATHJAX))
+    missing = [part for part in MATHJAX_PARTS if not (root / part).exists()]
+    if missing: raise SystemExit(f"FAIL: MathJax with its TeX fonts is not installed at {root} (missing {missing}): "
+                                 "apt-get install libjs-mathjax fonts-mathjax (.ci/run does), or set PUDNET_MATHJAX")
+    return root
+
+
+def copy_mathjax(dest: Path):
+    "Copy the parts of MathJax the site loads into `dest` (symlinks resolved: the site is self-contained)."
+    src = mathjax_files()
+    for part in MATHJAX_PARTS:
+        (dest / part).parent.mkdir(parents=True, exist_ok=True)
+        if (src / part).is_dir(): shutil.copytree(src / part, dest / part)
+        else: shutil.copy(src / part, dest / part)
 
 
 def link_mathjax():
@@ -58,8 +81,8 @@ def link_mathjax():
     for page in SITE.rglob('*.html'):
         html = page.read_text()
         if f'src="{MATHJAX}"' not in html: continue
-        local = os.path.relpath(SITE / 'assets' / 'mathjax' / 'MathJax.js', page.parent)  # its config: the one the package ships
-        page.write_text(html.replace(f'src="{MATHJAX}"', f'src="{local}?config=TeX-AMS-MML_HTMLorMML-full,Safe"'))
+        local = os.path.relpath(SITE / 'assets' / 'mathjax' / 'MathJax.js', page.parent)
+        page.write_text(html.replace(f'src="{MATHJAX}"', f'src="{local}?config={MATHJAX_CONFIG}"'))
 
 
 def nbdev_process():
@@ -133,6 +156,16 @@ def _plain_headings(text: str) -> str:
     return ''.join(out)
 
 
+def _plotly_loader(output) -> bool:
+    """Is `output` the HTML that plotly's `notebook`/`notebook_connected` renderers display before a notebook's first figure?
+    It loads plotly.js, inline (~5 MB) or from cdn.plot.ly (a failed request offline), and reconfigures MathJax; the page
+    has its own plotly.js."""
+    html = output.get('data', {}).get('text/html')
+    if html is None or PLOTLY_MIME in output['data']: return False
+    html = ''.join(html)
+    return 'window.PlotlyConfig' in html and 'plotly-graph-div' not in html
+
+
 def convert(path: Path, module: str | None) -> dict:
     "Turn one nbdev-processed notebook into what mkdocs-jupyter renders; returns counts for the checks."
     nb = read_nb(path)
@@ -150,7 +183,8 @@ def convert(path: Path, module: str | None) -> dict:
                 documented.append(_show_doc(shell, cell, path.name))  # fresh API docs from the current code
             if d.get('echo') == 'false':
                 cell.metadata['tags'] = [*cell.metadata.get('tags', []), 'remove_input']
-            for o in cell.get('outputs', []):
+            cell['outputs'] = [o for o in cell.get('outputs', []) if not _plotly_loader(o)]
+            for o in cell.outputs:
                 data = o.get('data', {})
                 if PLOTLY_MIME in data:
                     fig = data.pop(PLOTLY_MIME)
@@ -166,9 +200,12 @@ def convert(path: Path, module: str | None) -> dict:
 
 
 def check(stats: dict):
-    "Fail unless every notebook has a page, every show_doc rendered, and every plotly figure has its script."
+    """Fail unless every notebook has a page, every show_doc rendered, every plotly figure has its script, MathJax and its TeX
+    fonts are the site's own, and no page loads anything from the network (the browser test then opens every page)."""
     js = SITE / 'assets' / 'plotly.min.js'
     if not js.exists() or js.stat().st_size < 1_000_000: raise SystemExit(f"FAIL: plotly.js missing from the site ({js})")
+    fonts = [SITE / 'assets/mathjax' / f for f in ('jax/output/CommonHTML/fonts/TeX/fontdata.js', 'fonts/HTML-CSS/TeX/woff/MathJax_Main-Regular.woff')]
+    if not all(f.is_file() for f in fonts): raise SystemExit(f"FAIL: MathJax's TeX fonts missing from the site ({fonts})")
     for name, s in stats.items():
         page = SITE / ('index.html' if name == 'index' else f'{name}/index.html')
         if not page.exists(): raise SystemExit(f"FAIL: no page for nbs/{name}.ipynb ({page})")
@@ -177,9 +214,13 @@ def check(stats: dict):
         if s['figures'] and not -1 < html.find('plotly.min.js"') < html.find('Plotly.newPlot'):
             raise SystemExit(f"FAIL: {name}: plotly.js is not loaded before the figures")
         for src in re.findall(r'<script src="([^"]*mathjax[^"]*|)"', html, re.I):
-            configs = re.findall(r'config=([\w-]+)', src)[:1] or ['']
-            if not (page.parent / src.split('?')[0]).is_file() or not (SITE / 'assets/mathjax/config' / f'{configs[0]}.js').is_file():
+            configs = (re.findall(r'config=([\w,-]+)', src) or [''])[0].split(',')
+            if not (page.parent / src.split('?')[0]).is_file() or not all((SITE / 'assets/mathjax/config' / f'{c}.js').is_file() for c in configs):
                 raise SystemExit(f"FAIL: {name}: MathJax is not loaded from the site (src={src!r}): formulas would not render")
+        external = re.findall(r'<script[^>]* src="(?:https?:)?//[^"]*"|<link[^>]* href="(?:https?:)?//[^"]*"[^>]*>|import\s*["\'](?:https?:)?//[^"\']*'
+                              r'|url\(["\']?(?:https?:)?//[^)]*\)|require\.config\(', html)
+        external = [e for e in external if not e.startswith('<link') or re.search(r'rel="(stylesheet|preload|modulepreload|icon)"', e)]
+        if external: raise SystemExit(f"FAIL: {name}: the page loads from the network (fails offline): {external[:3]}")
         for img in re.findall(r'<img [^>]*src="([^"]+)"', html):
             if not img.startswith(('http', 'data:')) and not (page.parent / img).exists():
                 raise SystemExit(f"FAIL: {name}: the picture {img} is missing from the site")
@@ -196,7 +237,7 @@ def main():
     shutil.rmtree(SRC, ignore_errors=True)
     (SRC / 'assets').mkdir(parents=True)
     shutil.copy(Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js', SRC / 'assets' / 'plotly.min.js')
-    shutil.copytree(mathjax_files(), SRC / 'assets' / 'mathjax')
+    copy_mathjax(SRC / 'assets' / 'mathjax')
     shutil.copytree(ROOT / 'nbs' / 'images', SRC / 'nbs' / 'images')  # the pictures pages link as nbs/images/... (as the README does)
     stats = {}
     for src in notebooks():

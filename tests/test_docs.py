@@ -1,4 +1,5 @@
-"""The API is documented: every public name has its own docstring, and its notebook shows it with `show_doc`."""
+"""The API is documented: every public name has its own docstring, and its notebook shows it with `show_doc`; the notebooks
+are light (under 1 MB, no plotly.js saved in them)."""
 import dataclasses
 import importlib
 import inspect
@@ -83,3 +84,45 @@ def _shown(module: str) -> set:
 def test_every_public_name_has_show_doc(module):
     missing = [n for n in _documented_names(module) if n not in _shown(module)]
     assert not missing, f"nbs for pudnet.{module}: no show_doc cell for {missing}"
+
+
+# Light notebooks: a plotly figure is saved as its JSON (`application/vnd.plotly.v1+json`, renderer 'plotly_mimetype'), which
+# JupyterLab draws with its own plotly and the docs build turns into HTML for the site's plotly.js. The `notebook` renderer
+# instead saves plotly.js itself (~5 MB) before a notebook's first figure.
+NOTEBOOKS = sorted(p for p in (REPO / 'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts)
+MAX_NOTEBOOK_BYTES = 1_000_000
+_inline_plotly_js = re.compile(r'\*\s*plotly\.js v\d|window\.Plotly\s*=\s*Plotly|define\(["\']plotly["\']')
+
+
+def _inline_plotly(nb: dict) -> list:
+    "Where `nb` holds plotly.js's code in an output: (cell index, mime type) pairs."
+    found = []
+    for i, c in enumerate(nb['cells']):
+        for o in c.get('outputs', []):
+            for mime, v in o.get('data', {}).items():
+                text = ''.join(v) if isinstance(v, list) else v
+                if isinstance(text, str) and _inline_plotly_js.search(text): found.append((i, mime))
+    return found
+
+
+def test_the_inline_plotly_check_finds_plotly_js():
+    "The check below recognises plotly.js embedded in an output (guards against a vacuous pattern), and sees the notebooks."
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    html = pio.to_html(go.Figure(go.Bar(y=[1, 2])), include_plotlyjs=True, full_html=False)  # as the `notebook` renderer embeds it
+    nb = {'cells': [{'cell_type': 'markdown', 'source': 'plotly'},
+                    {'cell_type': 'code', 'outputs': [{'data': {'text/plain': ['Figure'], 'text/html': html.splitlines(True)}}]}]}
+    assert _inline_plotly(nb) == [(1, 'text/html')]
+    assert _inline_plotly({'cells': [{'cell_type': 'code', 'outputs': [{'data': {'text/html': pio.to_html(
+        go.Figure(), include_plotlyjs=False, full_html=False)}}]}]}) == []
+    assert len(NOTEBOOKS) > 20
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.relative_to(REPO / 'nbs').as_posix())
+def test_notebook_is_light(path):
+    "Every notebook under 1 MB, with no copy of plotly.js in its outputs (pio.renderers.default = 'plotly_mimetype')."
+    size = path.stat().st_size
+    assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size / 1e6:.1f} MB (limit 1 MB): large outputs?"
+    inline = _inline_plotly(json.loads(path.read_text()))
+    assert not inline, (f"{path.name}: plotly.js saved inline in cells {inline}: set pio.renderers.default = 'plotly_mimetype' "
+                        "and run the cell again, or delete that output")
