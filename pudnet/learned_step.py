@@ -27,11 +27,11 @@ from .tasks import load_protocol_data, protocol_tasks
 from .training import TrainConfig, step_seed
 
 # %% auto #0
-__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_BN', 'STEP_BASELINE_ROW', 'STEP_RANDOM_ROW', 'CHECK_SCALES',
-           'StepConfig', 'split_prototype_loss', 'prediction_entropy', 'LearnedStep', 'adapted_network', 'train_step',
-           'DomainBalance', 'unlabelled_sample', 'step_swap', 'step_experiment', 'step_baseline', 'step_random',
-           'step_table', 'pudnet_weights', 'train_pudnet_step', 'predicted_networks', 'pudnet_step_experiment',
-           'CheckedStep', 'checked_step_experiment']
+__all__ = ['STEP_ROWS', 'STEP_DOMAIN_ROW', 'STEP_NET_ROW', 'STEP_PREDICTION_ROW', 'STEP_BN', 'STEP_BASELINE_ROW',
+           'STEP_RANDOM_ROW', 'CHECK_SCALES', 'StepConfig', 'split_prototype_loss', 'prediction_entropy', 'LearnedStep',
+           'adapted_network', 'train_step', 'DomainBalance', 'unlabelled_sample', 'step_swap', 'step_experiment',
+           'step_baseline', 'step_random', 'step_table', 'pudnet_weights', 'train_pudnet_step', 'predicted_networks',
+           'pudnet_step_experiment', 'CheckedStep', 'checked_step_experiment']
 
 # %% ../nbs/22_learned_step.ipynb #68931ce9
 @dataclass
@@ -218,6 +218,8 @@ STEP_ROWS = ('step on its own labelled images', "step on another task's labelled
              'no step (the meta-trained network)', 'the network it started from')
 STEP_DOMAIN_ROW = "step on another domain's labelled images"  # tasks of several domains: the next one of another domain
 STEP_NET_ROW = "no step, another task's network"  # each task its own network (a PudNet's): the next task's, unstepped
+# each task its own network: the next task's network, stepped on *this* task's labelled images (the prediction alone swapped)
+STEP_PREDICTION_ROW = "another task's network, stepped on its own labelled images"
 
 def unlabelled_sample(task, n_per_class: int, device='cpu') -> torch.Tensor:
     "`n_per_class` times the task's ways images of its P, at random (seeded by the task), as floats."
@@ -229,8 +231,9 @@ def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.M
     """`STEP_ROWS` (and `STEP_DOMAIN_ROW` when the tasks come from several domains) -> per-task accuracies (BatchNorm
     statistics from each task's P, prototypes from its labelled images; a step with an entropy term also reads
     `unlabelled_sample` of the P its labelled images came from). `net`: one network for every task, or a list with
-    each task's own (a PudNet's predictions): another task's step then starts from that task's network, and
-    `STEP_NET_ROW` scores the next task's network without a step. `rows`: only these (default: all)."""
+    each task's own (a PudNet's predictions): another task's step then starts from that task's network, `STEP_NET_ROW`
+    scores the next task's network without a step and `STEP_PREDICTION_ROW` with this task's own step (only the
+    prediction swapped). `rows`: only these (default: all)."""
     if len(tasks) < 2: raise ValueError("the swap needs at least 2 tasks (each borrows the next one's step)")
     nets = [n.to(device) for n in net] if isinstance(net, (list, tuple)) else [net.to(device)] * len(tasks)
     start = start.to(device)
@@ -240,7 +243,9 @@ def step_swap(net: nn.Module | list, step: LearnedStep, tasks: list, start: nn.M
     stepped = [stepped_for(n, t) for n, t in zip(nets, tasks)]
     sources = dict(zip(STEP_ROWS, (lambda i: stepped[i], lambda i: stepped[(i + 1) % len(tasks)], lambda i: nets[i],
                                    lambda i: start)))
-    if isinstance(net, (list, tuple)): sources[STEP_NET_ROW] = lambda i: nets[(i + 1) % len(tasks)]
+    if isinstance(net, (list, tuple)):
+        sources[STEP_NET_ROW] = lambda i: nets[(i + 1) % len(tasks)]
+        sources[STEP_PREDICTION_ROW] = lambda i: stepped_for(nets[(i + 1) % len(tasks)], tasks[i])
     if (js := other_domain(tasks)) is not None: sources[STEP_DOMAIN_ROW] = lambda i: stepped[js[i]]
     return {row: [score_feature_net(src(i), t, device, amp=False) for i, t in enumerate(tasks)]
             for row, src in sources.items() if rows is None or row in rows}
@@ -313,11 +318,13 @@ def step_table(runs: dict) -> str:
     by = {name: {r['method']: r for r in records} for name, records in runs.items()}
     cell = lambda m, ci, sign='': f"{100 * m:{sign}.2f} ± {100 * ci:.2f}"
     own, other, fixed, start = STEP_ROWS
-    extra = (STEP_NET_ROW, STEP_DOMAIN_ROW, STEP_BASELINE_ROW, STEP_RANDOM_ROW)
+    extra = (STEP_NET_ROW, STEP_PREDICTION_ROW, STEP_DOMAIN_ROW, STEP_BASELINE_ROW, STEP_RANDOM_ROW)
     rows = [*STEP_ROWS, *(r for r in extra if any(r in run for run in by.values()))]
-    diffs = {"**swap gap**: own minus another task's labelled images": (own, other),
-             "**swap gap across domains**: own minus another domain's": (own, STEP_DOMAIN_ROW),
-             "swap gap without the step: no step minus another task's network": (fixed, STEP_NET_ROW),
+    diffs = {"**prediction dependence**: own minus another task's network stepped on its own labelled images":
+                 (own, STEP_PREDICTION_ROW),
+             "prediction dependence without the step: no step minus another task's network": (fixed, STEP_NET_ROW),
+             "step dependence: own minus a step on another task's labelled images": (own, other),
+             "domain dependence: own minus a step on another domain's labelled images": (own, STEP_DOMAIN_ROW),
              'what the step adds: own minus no step': (own, fixed), 'own minus the network it started from': (own, start),
              'own minus Meta-Baseline from the same start': (own, STEP_BASELINE_ROW),
              'own minus the untrained network': (own, STEP_RANDOM_ROW)}

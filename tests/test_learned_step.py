@@ -78,7 +78,7 @@ def test_tasks_of_several_domains_get_the_other_domain_row(digits):
 
 def test_a_pudnet_composed_with_the_step_trains_through_both(digits):
     from pudnet.core import PudNet, PudNetConfig
-    from pudnet.learned_step import STEP_NET_ROW, predicted_networks, pudnet_weights, train_pudnet_step
+    from pudnet.learned_step import STEP_NET_ROW, STEP_PREDICTION_ROW, STEP_ROWS, predicted_networks, pudnet_weights, train_pudnet_step
     torch.manual_seed(0)
     data = load_protocol_data('digits-set')
     pool = DevicePool(data.meta_train, data.train_classes)
@@ -99,7 +99,10 @@ def test_a_pudnet_composed_with_the_step_trains_through_both(digits):
     assert torch.equal(before[0].state_dict()['2.0.weight'], start.state_dict()['2.0.weight'])
     assert not torch.equal(after[0].state_dict()['2.0.weight'], after[1].state_dict()['2.0.weight']), "one per dataset"
     rows = step_swap(after, step, tasks, start)
-    assert STEP_NET_ROW in rows and all(len(a) == 3 for a in rows.values())
+    assert STEP_NET_ROW in rows and STEP_PREDICTION_ROW in rows and all(len(a) == 3 for a in rows.values())
+    # the prediction alone swapped: with one network for every task it is the task's own stepped network
+    same = step_swap([after[0]] * 3, step, tasks, start)
+    assert same[STEP_PREDICTION_ROW] == same[STEP_ROWS[0]] and same[STEP_NET_ROW] == same[STEP_ROWS[2]]
 
 
 def test_the_untrained_row_is_the_start_before_pretraining_and_joins_the_table(digits):
