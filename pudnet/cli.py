@@ -24,9 +24,10 @@ from fastcore.script import anno_parser
 
 from .core import ARCH_DEFAULTS, PudNet, PudNetConfig, save_network
 from .data import (
-    MAX_DATA_BYTES, MAX_IMAGE_PIXELS, adapt_images, check_images, load_user_data, shared_data_root, to_float)
+    MAX_DATA_BYTES, MAX_IMAGE_PIXELS, ImageData, adapt_images, check_bytes, check_images, load_user_data,
+    load_user_images, shared_data_root, to_float)
 from .evaluation import compare, format_table, user_tasks, write_records
-from .fast import SAMPLE_SIZE, FastPredictor
+from .fast import SAMPLE_SIZE, FastPredictor, sample_indices
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 from .training import TrainConfig, meta_train
 
@@ -249,7 +250,7 @@ def train(protocol: str = 'digits-set',  # protocol whose meta-train classes to 
     ("Meta-train a PudNet on the meta-train classes of `protocol` (under `torchrun`: distributed, one process per "
      "device).")
     _at_least(1, steps=steps, tasks_per_step=tasks_per_step, p_per_class=p_per_class, q_per_class=q_per_class,
-              gen_rank=options.get('gen_rank'), checkpoint_every=checkpoint_every)
+              gen_rank=options.get('gen_rank'), n_shot=options.get('n_shot'), checkpoint_every=checkpoint_every)
     _positive_finite(lr=lr)
     _check_output_file(checkpoint, '--checkpoint', datasets=data_root or shared_data_root())
     device, rank = _init_distributed(_check_device(device))
@@ -288,6 +289,17 @@ def _protocol_tasks(model: PudNet, checkpoint: str, protocol: str, tasks: int | 
 
 # %% ../nbs/11_cli.ipynb #61b149f6
 _USER_TASKS = 20  # tasks that `evaluate` draws from --data without --tasks
+_USER_SHOTS = 10  # labelled images per class in each task `evaluate` draws from --data
+
+def _check_class_sizes(images: ImageData, data: str):
+    "Refuse --data whose smallest class cannot fill a task: `_USER_SHOTS` labelled images in P and one more in Q."
+    counts = images.y.bincount(minlength=len(images.classes))
+    smallest = int(counts[counts > 0].min()) if len(images) else 0
+    if smallest <= _USER_SHOTS:
+        name = images.classes[int(torch.where(counts > 0, counts, counts.max() + 1).argmin())] if len(images) else '?'
+        raise ValueError(f"--data {data}: class {name!r} has only {smallest} image(s); evaluate needs at least "
+                         f"{_USER_SHOTS + 1} per class ({_USER_SHOTS} labelled, one or more to classify): "
+                         f"add images to it, or leave it out")
 
 def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
              protocol: str = None,  # a protocol's test tasks ...
@@ -314,20 +326,34 @@ def evaluate(checkpoint: str,  # a PudNet checkpoint (from train or demo)
     epochs, device = _epochs(epochs), _check_device(device)
     limits = _data_limits(max_image_pixels, max_data_gb)
     if out: _check_output_file(out, checkpoint=checkpoint, data=data, datasets=data_root or shared_data_root())
-    images = None if data is None else load_user_data(data, skip_bad_images, **limits)
     model = _load_model(checkpoint, device, arch)
+    images = None if data is None else load_user_data(data, skip_bad_images, size=model.config.image_size, **limits)
     if images is None:
         task_list, name = _protocol_tasks(model, checkpoint, protocol, tasks, data_root, download), protocol
     else:
-        task_list, name = user_tasks(images, model, ways, _USER_TASKS if tasks is None else tasks), str(data)
+        _check_class_sizes(images, data)
+        task_list = user_tasks(images, model, ways, _USER_TASKS if tasks is None else tasks, n_shot=_USER_SHOTS)
+        name = str(data)
     records = compare(name, model, task_list, scratch_tasks, epochs, gc=gc, device=device, progress=not quiet)
     print(format_table(records))
     if out: print(f"records: {_write_records(out, records)}")
     return records
 
 # %% ../nbs/11_cli.ipynb #78716b40
+def _images_read(images: torch.Tensor, fp: FastPredictor, c: PudNetConfig, max_bytes: int, data) -> torch.Tensor:
+    """The float images `fp` reads from uint8 `images`: its seeded sample (all with no sample size), alone adapted and
+    converted; `max_bytes` counts that copy too."""
+    i = sample_indices(len(images), fp.sample_size, None, fp.seed)
+    picked = images if i is None else images[i]
+    n, shape = len(picked), (c.in_channels, c.image_size, c.image_size)
+    check_bytes(images.nbytes + n * math.prod(shape) * (1 + 4), max_bytes,  # adapted uint8, then float32
+                f"{data}: {len(images)} images and the float copy of the {n} read")
+    if tuple(images.shape[1:]) != shape:
+        print(f"adapting {n} images of {tuple(images.shape[1:])} to {'x'.join(map(str, shape))}")
+    return check_images(to_float(adapt_images(picked, *shape[:2])), *shape[:2])
+
 def predict(checkpoint: str,  # a PudNet checkpoint
-            data: str,  # your images: ImageFolder directory or .npz with x (and y)
+            data: str,  # your images: ImageFolder directory or .npz with x (a y in it is not read)
             out: str = 'network.safetensors',  # where to save the predicted network
             skip_bad_images: bool = False,  # leave out (with a warning) image files that cannot be decoded
             max_image_pixels: int = None,  # refuse larger images (default: 4096 x 4096)
@@ -336,23 +362,20 @@ def predict(checkpoint: str,  # a PudNet checkpoint
             device: str = 'cpu'):  # cpu or cuda
     "Predict the weights of a target network for the images in `data` (from a sample of them) and save the network."
     limits, device = _data_limits(max_image_pixels, max_data_gb), _check_device(device)
-    out = _check_output_file(out, checkpoint=checkpoint, data=data)
-    images = load_user_data(data, skip_bad_images, **limits)
-    model = _load_model(checkpoint, device)
-    c = model.config
-    if images.shape[0] != c.in_channels or images.shape[1:] != (c.image_size, c.image_size):
-        print(f"adapting {len(images)} images of {images.shape} to {c.in_channels}x{c.image_size}x{c.image_size}")
-    adapted = to_float(adapt_images(images.x, c.in_channels, c.image_size)).to(device)
-    x = check_images(adapted, c.in_channels, c.image_size)
     if sample_size < 0: raise ValueError(f"--sample_size must be 0 (all images) or positive, got {sample_size}")
+    out = _check_output_file(out, checkpoint=checkpoint, data=data)
+    model = _load_model(checkpoint, device)
+    c, fp = model.config, FastPredictor(model, sample_size=sample_size or None)
+    images = load_user_images(data, skip_bad_images, size=c.image_size, **limits)
+    x = _images_read(images, fp, c, limits['max_bytes'], data).to(device)
     t0 = time.perf_counter()
-    net = FastPredictor(model, sample_size=sample_size or None).network(x)
+    net = fp.network(x)  # `x` is already the sample: nothing more is left out
     seconds = time.perf_counter() - t0
     try: save_network(net, out, c)
     except OSError as e:
         raise OSError(f"could not save the network to {out} ({e.strerror or e}); nothing was written there") from e
-    read = len(x) if not sample_size or sample_size >= len(x) else f"a sample of {sample_size}"
-    print(f"predicted a {c.arch} for {len(x)} images (read: {read}) in {seconds:.3f} s; saved to {out} "
+    read = len(x) if len(x) == len(images) else f"a sample of {len(x)}"
+    print(f"predicted a {c.arch} for {len(images)} images (read: {read}) in {seconds:.3f} s; saved to {out} "
           f"(load with pudnet.core.load_network)")
     return net
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -29,10 +30,10 @@ from .targets import (
     TARGETS, build_target, feature_dim, fresh_bn_buffers, predicted_shapes, shared_parameters, target_forward)
 
 # %% auto #0
-__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'EXTENSIONS', 'SKETCHES', 'SKETCH_CHUNK', 'PREDICT_BATCH',
-           'PudNetConfig', 'PudNet', 'batchnorm_statistics', 'calibrate_batchnorm', 'PrototypeClassifier',
-           'atomic_write_bytes', 'save_tensors', 'load_tensors', 'non_finite', 'check_tensors', 'save_network',
-           'load_network']
+__all__ = ['PAPER_MODEL', 'LEGACY_MODEL', 'ARCH_DEFAULTS', 'EXTENSIONS', 'SKETCHES', 'SKETCH_CHUNK', 'INPUT_RANGE', 'INPUT_LIMIT',
+           'MAX_MAGNITUDE', 'PREDICT_BATCH', 'PudNetConfig', 'PudNet', 'batchnorm_statistics', 'calibrate_batchnorm',
+           'oversized', 'check_network', 'PrototypeClassifier', 'atomic_write_bytes', 'save_tensors', 'load_tensors',
+           'non_finite', 'check_tensors', 'save_network', 'load_network']
 
 # %% ../nbs/07_core.ipynb #e375c07c
 # the paper's reading of the switches we changed
@@ -76,8 +77,9 @@ class PudNetConfig:
         for name in sizes:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"PudNetConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.gen_rank is not None and self.gen_rank < 1:
-            raise ValueError(f"gen_rank must be None or >= 1, got {self.gen_rank}")
+        rank = self.gen_rank
+        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
+            raise ValueError(f"gen_rank must be None or an integer >= 1, got {rank!r}")
         if not 0 <= self.eta <= 1: raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
         if self.sketch_pool not in ('mean', 'attention'):
             raise ValueError(f"sketch_pool must be 'mean' or 'attention', got {self.sketch_pool!r}")
@@ -175,11 +177,34 @@ class PudNet(nn.Module):
         return {n: w[0] for n, w in self.generate(self.sketch(x, chunk, labels)[None]).items()}
 
 # %% ../nbs/07_core.ipynb #6250ed08
-def _as_batches(images, batch_size: int, channels: int, size: int, device=None):
-    "A function returning an iterator of checked float batches (N, C, H, W) from a tensor, Dataset or DataLoader."
+INPUT_RANGE = (-1.0, 1.0)  # where PudNet's inputs lie: uint8 pixels through `pudnet.data.to_float`
+INPUT_LIMIT = 10.0  # inputs beyond +-this are refused (pixels never scaled, or scaled 1e4 times); within: a warning
+
+def _span(lo: float, hi: float) -> str: return f"span {lo:.3g}..{hi:.3g}"
+
+def _checked_input(x: torch.Tensor, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """Checked float images `x` in the model's `dtype` (another float dtype converted, with a note); values beyond
+    `INPUT_LIMIT` refused, values outside `INPUT_RANGE` or all in [0, 1] (unconverted?) warned about."""
+    if x.dtype != dtype:
+        warnings.warn(f"{what} are {x.dtype}: converted to {dtype}, the model's dtype")
+        x = x.to(dtype)
+    lo, hi = torch.stack(x.aminmax()).tolist()  # one pass, one sync
+    (low, high), fix = INPUT_RANGE, ("PudNet reads pixels in [-1, 1] as pudnet.data.to_float gives them from uint8 "
+                                     "0..255; from floats in [0, 1] use x * 2 - 1, from floats in 0..255 x / 127.5 - 1")
+    if max(-lo, hi) > INPUT_LIMIT:
+        raise ValueError(f"{what} {_span(lo, hi)}, far outside [-1, 1] (refused beyond +-{INPUT_LIMIT:g}): {fix}")
+    if lo < low or hi > high: warnings.warn(f"{what} {_span(lo, hi)}, outside [-1, 1]: {fix}")
+    elif lo >= 0: warnings.warn(f"{what} {_span(lo, hi)}, none below 0: floats in [0, 1]? {fix}")
+    return x
+
+def _as_batches(images, batch_size: int, channels: int, size: int, device=None, dtype=torch.float32):
+    """A function returning an iterator of checked float batches (N, C, H, W) in `dtype` from a tensor, Dataset or
+    DataLoader."""
     from torch.utils.data import DataLoader, Dataset
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (images per batch), got {batch_size!r}")
     if isinstance(images, torch.Tensor):
-        x = check_images(images, channels, size)
+        x = _checked_input(check_images(images, channels, size), dtype, 'images')
         return (lambda: iter([x])) if len(x) <= batch_size else (lambda: iter(x.split(batch_size)))
     if isinstance(images, Dataset): images = DataLoader(images, batch_size=batch_size, shuffle=False)
     if not isinstance(images, DataLoader):
@@ -190,7 +215,7 @@ def _as_batches(images, batch_size: int, channels: int, size: int, device=None):
         for b in images:
             x = b[0] if isinstance(b, (tuple, list)) else b  # (images, labels, ...) or images
             if isinstance(x, torch.Tensor) and x.dtype == torch.uint8: x = to_float(x)
-            x = check_images(x, channels, size, what='a batch of images')
+            x = _checked_input(check_images(x, channels, size, what='a batch of images'), dtype, 'a batch of images')
             n += len(x)
             yield x if device is None else x.to(device)
         if n == 0: raise ValueError("the dataset is empty: a dataset needs at least one image")
@@ -268,6 +293,29 @@ def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
     return net.eval()
 
 # %% ../nbs/07_core.ipynb #88106a88
+MAX_MAGNITUDE = 1e6  # no value of a sane PudNet, or of a network it predicts, comes near this (they stay below ~100)
+
+def oversized(tensors: dict, limit: float = MAX_MAGNITUDE) -> list:
+    "Names of the floating-point tensors of `tensors` holding NaN, Inf or a value beyond +-`limit` (one sync in all)."
+    floats = {k: v for k, v in tensors.items() if v.is_floating_point() and v.numel()}
+    if not floats: return []
+    peaks = torch.stack([v.detach().abs().amax().float() for v in floats.values()])  # NaN propagates through amax
+    return [k for k, ok in zip(floats, (peaks <= limit).tolist()) if not ok]
+
+def _insanity(tensors: dict, bad: list) -> str:
+    "What is wrong with the tensors `bad` of `tensors`: NaN or Inf, or how large their values grow."
+    peak = max(float(tensors[k].detach().abs().amax()) for k in bad)
+    return (f"NaN or Inf in {len(bad)} tensors (e.g. {bad[0]})" if not math.isfinite(peak) else
+            f"values up to {peak:.3g} in {len(bad)} tensors (e.g. {bad[0]}; a sane one stays within {MAX_MAGNITUDE:g})")
+
+_INSANE_CAUSE = "the PudNet diverged in training, or the images are far from any it learned from"
+
+def check_network(tensors: dict, what: str = 'the predicted network', cause: str = _INSANE_CAUSE) -> dict:
+    "`tensors` (a network's state) if finite and within +-`MAX_MAGNITUDE`; otherwise a one-line refusal naming `cause`."
+    bad = oversized(tensors)
+    if bad: raise FloatingPointError(f"{what} holds {_insanity(tensors, bad)}: {cause}")
+    return tensors
+
 PREDICT_BATCH = 4096  # images per batch in `PudNet.predict`: its in-memory limit (see above)
 
 @patch
@@ -277,10 +325,11 @@ def predict_state(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels:
     """The state dict of the ready target network for the dataset `images` (tensor, Dataset or DataLoader): predicted
     weights, shared parameters and the dataset's BatchNorm statistics. A class-aware PudNet (`sketch_labels`) needs
     `labels` (N,) of a tensor's images, -1 for unlabelled ones; `sketch` (m,) replaces the dataset's own (the swap
-    test); `net`, a target module to run the statistics pass in (kept between calls by `FastPredictor`)."""
-    c = self.config
-    device = next(self.parameters()).device
-    batches = _as_batches(images, batch_size, c.in_channels, c.image_size, device)
+    test); `net`, a target module to run the statistics pass in (kept between calls by `FastPredictor`). The state is
+    refused if it is not finite or of sane magnitude (`check_network`)."""
+    c, param = self.config, next(self.parameters())
+    device = param.device
+    batches = _as_batches(images, batch_size, c.in_channels, c.image_size, device, param.dtype)
     was_training = self.training
     self.eval()
     try:
@@ -291,7 +340,7 @@ def predict_state(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels:
         else: raise TypeError("labels need the images as one tensor (a class-aware sketch is not streamed)")
         weights = {k: w[0] for k, w in self.generate(sketch[None]).items()}
         net = build_target(c.arch, c.in_channels, c.width).to(device) if net is None else net
-        return batchnorm_statistics(net, {**self.shared_tensors(), **weights}, batches)
+        return check_network(batchnorm_statistics(net, {**self.shared_tensors(), **weights}, batches))
     finally: self.train(was_training)
 
 @patch
@@ -380,7 +429,7 @@ def save(self: PudNet, path: str | Path) -> Path:
 def load(cls: PudNet, path: str | Path, arch: str | None = None, map_location='cpu') -> PudNet:
     "Load a PudNet saved by `save` (or the model inside a training checkpoint); `arch` checks the architecture."
     tensors, meta = load_tensors(path, kinds=('model', 'train'))
-    config = PudNetConfig.from_json(meta['config'])
+    config = _config_of(path, meta['config'])
     if arch is not None and config.arch != arch:
         raise ValueError(f"{path} holds a PudNet for {config.arch!r}, not {arch!r}: "
                          f"use a checkpoint trained for {arch}")
@@ -390,12 +439,19 @@ def load(cls: PudNet, path: str | Path, arch: str | None = None, map_location='c
     model.load_state_dict(tensors)
     return model.to(map_location)
 
+def _config_of(path, text: str) -> PudNetConfig:
+    "The `PudNetConfig` in a checkpoint's metadata `text`; a damaged or invalid one is a one-line error naming `path`."
+    try: return PudNetConfig.from_json(text)
+    except (ValueError, TypeError) as e:  # JSON damaged (a flipped byte), a field of a wrong type, an unknown field
+        raise ValueError(f"{path}: its config is damaged or invalid ({e}); use an intact checkpoint") from e
+
 def non_finite(tensors: dict) -> list:
     "Names of the floating-point tensors of `tensors` that hold a NaN or an Inf."
     return [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 def check_tensors(path, tensors: dict, cls, config: PudNetConfig) -> None:
-    "Refuse tensors that do not fit `cls(config)` (compared on the meta device: nothing is built) or are not finite."
+    """Refuse tensors that do not fit `cls(config)` (compared on the meta device: nothing is built), are not finite or
+    are beyond +-`MAX_MAGNITUDE` (a diverged run)."""
     with torch.device('meta'): want = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if got != want:
@@ -403,20 +459,22 @@ def check_tensors(path, tensors: dict, cls, config: PudNetConfig) -> None:
         raise ValueError(f"{path}: its tensors do not fit its config ({config.arch}, width {config.width}): "
                          f"{len(diff)} differ, e.g. "
                          + ', '.join(f"{k} {got.get(k, 'missing')} vs {want.get(k, 'unexpected')}" for k in diff[:3]))
-    bad = non_finite(tensors)
+    bad = oversized(tensors)
     if bad:
-        raise ValueError(f"{path} holds NaN or Inf in {len(bad)} tensors (e.g. {bad[0]}): training diverged; "
+        raise ValueError(f"{path} holds {_insanity(tensors, bad)}: training diverged; "
                          "train again with a lower learning rate (--lr)")
 
 # %% ../nbs/07_core.ipynb #de263a6c
 def save_network(net: nn.Module, path: str | Path, config: PudNetConfig) -> Path:
-    "Save a predicted target network (state_dict + architecture) atomically."
+    "Save a predicted target network (state_dict + architecture) atomically, if it passes `check_network`."
+    check_network(net.state_dict())
     arch = {k: getattr(config, k) for k in ('arch', 'in_channels', 'width', 'image_size')}
     return save_tensors(path, net.state_dict(), {'format': 'pudnet', 'kind': 'network', 'arch': json.dumps(arch)})
 
 def load_network(path: str | Path) -> nn.Module:
-    "Load a network saved by `save_network`, in eval mode."
+    "Load a network saved by `save_network`, in eval mode; refused if not finite or of insane magnitude."
     tensors, meta = load_tensors(path, kinds=('network',))
+    check_network(tensors, str(path))
     a = json.loads(meta['arch'])
     net = build_target(a['arch'], a['in_channels'], a['width'])
     net.load_state_dict(tensors)

@@ -9,10 +9,12 @@ import io
 import json
 import math
 import os
+import stat
 import sys
 import time
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,9 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['SHARED_FILES', 'TORCHVISION_DATASETS', 'MAX_IMAGE_PIXELS', 'MAX_DATA_BYTES', 'LUMA_WEIGHTS', 'MIXTURES',
            'MIXTURE_SHAPE', 'MIXTURE_PER_CLASS', 'PROGRESS_EVERY', 'ImageData', 'load_digits_images',
-           'shared_data_root', 'load_shared', 'load_torchvision', 'load_dataset', 'read_image', 'load_image_folder',
-           'load_npz', 'load_user_data', 'to_float', 'adapt_images', 'check_images', 'mix_datasets', 'load_mixture',
-           'image_folder_dataset', 'LogProgress', 'progress_bar']
+           'shared_data_root', 'load_shared', 'load_torchvision', 'load_dataset', 'check_bytes', 'read_image',
+           'load_image_folder', 'load_npz', 'load_user_data', 'load_user_images', 'to_float', 'adapt_images',
+           'check_images', 'mix_datasets', 'load_mixture', 'image_folder_dataset', 'LogProgress', 'progress_bar']
 
 # %% ../nbs/00_data.ipynb #4a6842b2
 @dataclass
@@ -158,8 +160,8 @@ def _size(nbytes: int) -> str:
     if nbytes >= 2**30: return f"{nbytes / 2**30:.1f} GiB"
     return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes:,} bytes"
 
-def _check_bytes(nbytes: int, max_bytes: int, what: str):
-    "Refuse to decode `what` if it needs more than `max_bytes`, before anything is allocated."
+def check_bytes(nbytes: int, max_bytes: int, what: str):
+    "Refuse to decode `what` if it needs more than `max_bytes` (`nbytes`), before anything is allocated."
     if nbytes > max_bytes:
         raise ValueError(f"{what} decode to {_size(nbytes)}, over the limit of {_size(max_bytes)}: "
                          f"use fewer or smaller images, or raise the limit with max_bytes= (--max_data_gb)")
@@ -202,12 +204,26 @@ def _to_rgb8(img, path) -> np.ndarray:
     if img.mode == 'P' and 'transparency' in img.info: img = img.convert('RGBA')  # PIL's route for such palettes
     return np.array(img.convert('RGB'))
 
-def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    "Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range."
+def _reduce(rgb: np.ndarray, size: int) -> np.ndarray:
+    "(H, W, 3) pixels shrunk by whole factors (box averages, PIL's `reduce`) to no less than `size` on each side."
+    from PIL import Image
+    factors = (max(1, rgb.shape[1] // size), max(1, rgb.shape[0] // size))
+    return rgb if factors == (1, 1) else np.asarray(Image.fromarray(rgb).reduce(factors))
+
+def _read(path, max_pixels: int, size: int | None) -> tuple:
+    "((W, H) stored, (H, W, 3) uint8 pixels) of the image file `path`; with `size`, decoded at reduced size."
     with _open_image(path, max_pixels) as img:
+        stored = img.size
+        if size is not None and img.format == 'JPEG': img.draft(img.mode, (size, size))  # DCT scaling: 1/2 .. 1/8
         try: img.load()
         except Exception as e: raise _Undecodable(path, e) from e  # truncated or corrupt pixel data
-        return _to_rgb8(img, path)
+        rgb = _to_rgb8(img, path)
+    return stored, rgb if size is None else _reduce(rgb, size)
+
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, size: int | None = None) -> np.ndarray:
+    """Decode the image file `path` to (H, W, 3) uint8 RGB, any pixel format mapped to 8 bits by its range; with `size`,
+    at the smallest size of at least `size` x `size` whole-factor reduction reaches (for a network of that input)."""
+    return _read(path, max_pixels, size)[1]
 
 # %% ../nbs/00_data.ipynb #b7e1a0c6
 def _class_folders(root: Path) -> list:
@@ -223,8 +239,14 @@ def _class_folders(root: Path) -> list:
 
 def _raise(e: OSError): raise e  # os.walk would silently skip a folder it cannot read
 
+def _special(path: Path) -> bool:
+    "Whether `path` (links followed) is a FIFO, socket or device: not a regular file, and opening it may block forever."
+    try: return not stat.S_ISREG(path.stat().st_mode)
+    except OSError: return False  # a dangling link: PIL names it when it cannot open it
+
 def _image_files(folder: Path, extensions: tuple) -> list:
-    "Image files under `folder`, sorted; a linked folder is not entered (a warning says so), so the walk ends."
+    """Image files under `folder`, sorted; a linked folder is not entered and a FIFO, socket or device not opened (a
+    warning says so for each), so the walk ends and no read blocks."""
     files, links = [], []
     for top, dirs, names in os.walk(folder, onerror=_raise):  # followlinks=False: linked folders listed, not entered
         top = Path(top)
@@ -233,7 +255,10 @@ def _image_files(folder: Path, extensions: tuple) -> list:
         files += [top / n for n in sorted(names) if n.lower().endswith(extensions) and not n.startswith('.')]
     if links: warnings.warn(f"{folder}: {len(links)} linked folder(s) not followed, e.g. {links[0]}; "
                             f"copy the images in if they belong here")
-    return files
+    special = {f for f in files if _special(f)}
+    if special: warnings.warn(f"{folder}: skipped {len(special)} entries that are not regular files (a FIFO, socket "
+                              f"or device named like an image), e.g. {min(special)}")
+    return [f for f in files if f not in special]
 
 def _folder_samples(root: Path) -> tuple:
     "(image file, label) pairs of the ImageFolder `root`, and its class names."
@@ -244,10 +269,11 @@ def _folder_samples(root: Path) -> tuple:
     if not samples: raise ValueError(f"{root}: its class folders hold no image files ({', '.join(IMG_EXTENSIONS)})")
     return samples, [d.name for d in folders]
 
-def _decoded_images(samples: list, max_pixels: int, skip_bad: bool):
-    "(file, label, (H, W, 3) uint8 pixels) per sample; an undecodable file raises, or is skipped with a warning."
+def _decoded_images(samples: list, max_pixels: int, skip_bad: bool, size: int | None = None):
+    """(file, label, (W, H) stored, (H, W, 3) uint8 pixels, at reduced size with `size`) per sample; an undecodable
+    file raises, or is skipped with a warning."""
     for f, label in samples:
-        try: yield f, label, read_image(f, max_pixels)
+        try: yield f, label, *_read(f, max_pixels, size)
         except _Undecodable as e:
             if not skip_bad: raise
             warnings.warn(f"skipped {e.short}")
@@ -255,23 +281,24 @@ def _decoded_images(samples: list, max_pixels: int, skip_bad: bool):
 def _image_tensor(n: int, shape: tuple, max_bytes: int, root) -> torch.Tensor:
     "An empty uint8 (n, C, H, W) tensor for `n` images of `shape` (H, W, C), refused beyond `max_bytes`."
     h, w, c = shape
-    _check_bytes(n * c * h * w, max_bytes, f"{root}: {n} images of {w}x{h}")
+    check_bytes(n * c * h * w, max_bytes, f"{root}: {n} images of {w}x{h}")
     return torch.empty(n, c, h, w, dtype=torch.uint8)
 
 def _size_mismatch(root, a: tuple, b: tuple) -> ValueError:
-    "The error for two images, (file, (H, W, C)) each, of different sizes in one folder."
-    (fa, (ha, wa, _)), (fb, (hb, wb, _)) = a, b
+    "The error for two images, (file, (W, H) stored) each, of different sizes in one folder."
+    (fa, (wa, ha)), (fb, (wb, hb)) = a, b
     return ValueError(f"{root}: images differ in size: {fa} is {wa}x{ha}, {fb} is {wb}x{hb}; resize them to one size "
                       f"first (image_folder_dataset resizes each image as it reads it)")
 
 def load_image_folder(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
-                      max_bytes: int = MAX_DATA_BYTES) -> ImageData:
-    "Load an `ImageFolder` directory (`path/<class>/<image>`) as RGB images of one size; `skip_bad`: skip unreadable."
+                      max_bytes: int = MAX_DATA_BYTES, size: int | None = None) -> ImageData:
+    """Load an `ImageFolder` directory (`path/<class>/<image>`) as RGB images of one size; `skip_bad`: skip unreadable;
+    `size`: decode each at reduced size for a network of `size` x `size` input (see `read_image`)."""
     samples, classes = _folder_samples(Path(path))
     x, labels = None, []
-    for f, label, pixels in _decoded_images(samples, max_pixels, skip_bad):
-        if x is None: x, first = _image_tensor(len(samples), pixels.shape, max_bytes, path), (f, pixels.shape)
-        if pixels.shape != first[1]: raise _size_mismatch(path, first, (f, pixels.shape))
+    for f, label, stored, pixels in _decoded_images(samples, max_pixels, skip_bad, size):
+        if x is None: x, first = _image_tensor(len(samples), pixels.shape, max_bytes, path), (f, stored)
+        if stored != first[1]: raise _size_mismatch(path, first, (f, stored))
         x[len(labels)] = torch.from_numpy(pixels).permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
         labels.append(label)
     if not labels: raise ValueError(f"{path}: none of its {len(samples)} image files could be decoded")
@@ -296,7 +323,7 @@ def _npz_headers(path: Path) -> dict:
         with zipfile.ZipFile(path) as zf:
             return {n[:-4]: _npy_header(zf, n) for n in zf.namelist() if n.endswith('.npy')}
     except Exception as e:
-        raise ValueError(f"{path} is not a readable .npz file ({e}); "
+        raise ValueError(f"{path} is not a readable .npz file, or a damaged one ({e}); "
                          f"save one with np.savez(path, x=images, y=labels)") from e
 
 def _uint8_advice(x: np.ndarray) -> str:
@@ -319,37 +346,67 @@ def _check_pixels(x: np.ndarray, path) -> np.ndarray:
     return x
 
 def _check_labels(y: np.ndarray, n: int, path) -> np.ndarray:
+    "Labels `y` as int64, if there is one per image and each lies in 0..n-1 (checked before a class list is built)."
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"{path}: `y` must hold one label per image ({n}), got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer): raise ValueError(f"{path}: `y` must hold integer labels, got {y.dtype}")
     if len(y) and y.min() < 0: raise ValueError(f"{path}: labels must be >= 0, got {y.min()}")
+    if len(y) and y.max() >= n:
+        raise ValueError(f"{path}: labels must lie in 0..{n - 1} (below the number of images), got {y.max()}; "
+                         f"number the classes 0..K-1, e.g. y = np.unique(y, return_inverse=True)[1]")
     return y.astype(np.int64)
+
+def _npz_arrays(path: Path, names: tuple, max_bytes: int) -> dict:
+    "The arrays `names` of the `.npz` `path`, their decoded size checked from the headers first; damage in one line."
+    headers = _npz_headers(path)
+    missing = set(names) - set(headers)
+    wanted = ' and '.join({'x': '`x` (images)', 'y': '`y` (labels)'}[n] for n in names)
+    if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected {wanted}, found {sorted(headers)}")
+    nbytes = sum(math.prod(headers[n][0]) * headers[n][1].itemsize for n in names)
+    check_bytes(nbytes, max_bytes, f"{path}: {' and '.join(f'`{n}`' for n in names)}")
+    try:
+        with np.load(path, allow_pickle=False) as z: return {n: z[n] for n in names}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:  # bad CRC, corrupt stream, cut file
+        raise ValueError(f"{path} cannot be read, it is damaged ({type(e).__name__}: {e}); "
+                         f"write it again with np.savez(path, x=images, y=labels)") from e
+
+def _images_nchw(x: np.ndarray) -> torch.Tensor:
+    "N x H x W x C pixels as an (N, C, H, W) tensor: a view, not a copy (a second copy would double the peak memory)."
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
 
 def load_npz(path: str | Path, max_bytes: int = MAX_DATA_BYTES) -> ImageData:
     "Load an `.npz` with `x` (uint8, N x H x W x C or N x H x W) and `y` (integer labels), sizes checked first."
     path = Path(path)
-    headers = _npz_headers(path)
-    missing = {'x', 'y'} - set(headers)
-    if missing: raise ValueError(f"{path} lacks {sorted(missing)}: expected arrays `x` (images) and `y` (labels), "
-                                 f"found {sorted(headers)}")
-    nbytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in (headers['x'], headers['y']))
-    _check_bytes(nbytes, max_bytes, f"{path}: `x` and `y`")
-    with np.load(path, allow_pickle=False) as z: x, y = _check_pixels(z['x'], path), z['y']
-    y = _check_labels(y, len(x), path)
+    a = _npz_arrays(path, ('x', 'y'), max_bytes)
+    x = _check_pixels(a['x'], path)
+    y = _check_labels(a['y'], len(x), path)
     classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
-    return ImageData(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y), classes)
+    return ImageData(_images_nchw(x), torch.from_numpy(y), classes)
 
-def load_user_data(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
-                   max_bytes: int = MAX_DATA_BYTES) -> ImageData:
-    "Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad`, `max_pixels`: folders only)."
+def _user_path(path) -> Path:
+    "`path` if it is a folder or a regular file; a one-line refusal otherwise."
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give an .npz file or an ImageFolder directory")
-    if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes)
-    if not path.is_file():
+    if not (path.is_dir() or path.is_file()):
         raise ValueError(f"{path} is not a regular file (a device or pipe?): "
                          f"give an .npz file or an ImageFolder directory")
+    return path
+
+def load_user_data(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
+                   max_bytes: int = MAX_DATA_BYTES, size: int | None = None) -> ImageData:
+    """Load a user's dataset: an `.npz` file or an `ImageFolder` directory (`skip_bad`, `max_pixels`, `size`: folders
+    only)."""
+    path = _user_path(path)
+    if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes, size)
     return load_npz(path, max_bytes)
+
+def load_user_images(path: str | Path, skip_bad: bool = False, max_pixels: int = MAX_IMAGE_PIXELS,
+                     max_bytes: int = MAX_DATA_BYTES, size: int | None = None) -> torch.Tensor:
+    "A user's images alone, uint8 (N, C, H, W), as `load_user_data` reads them; an `.npz` needs no `y` (none is read)."
+    path = _user_path(path)
+    if path.is_dir(): return load_image_folder(path, skip_bad, max_pixels, max_bytes, size).x
+    return _images_nchw(_check_pixels(_npz_arrays(path, ('x',), max_bytes)['x'], path))
 
 # %% ../nbs/00_data.ipynb #2c729816
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -394,7 +451,7 @@ def check_images(x, channels: int | None = None, size: int | None = None, what: 
     if x.ndim != 4: raise ValueError(f"expected {what} of shape (N, C, H, W), got {tuple(x.shape)}")
     if len(x) == 0: raise ValueError(f"{what} is empty: a dataset needs at least one image")
     if not x.is_floating_point():
-        raise TypeError(f"{what} must be floats (use pudnet.data.to_float on uint8 pixels), got {x.dtype}")
+        raise TypeError(f"{what} must be floats in [-1, 1] (pudnet.data.to_float converts uint8 pixels 0..255), got {x.dtype}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{what} have {x.shape[1]} channels but the model expects {channels}; "
                          f"use pudnet.data.adapt_images(x, {channels}, size) to convert grey <-> RGB")

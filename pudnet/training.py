@@ -5,8 +5,12 @@
 # %% ../nbs/08_training.ipynb #e5fd5a65
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .core import PudNet, PudNetConfig, load_tensors, non_finite, save_tensors
+from .core import PudNet, PudNetConfig, check_network, load_tensors, oversized, save_tensors
 from .data import ImageData, progress_bar, to_float
 from .losses import CONSISTENCY_LOSSES, class_centroids, head_loss, metric_loss, prototype_logits
 from .tasks import sample_task
@@ -25,7 +29,7 @@ from .tasks import sample_task
 # %% auto #0
 __all__ = ['PAPER_TRAINING', 'SEED_STRIDE', 'QUERY_SEED_OFFSET', 'HISTORY_KEYS', 'LOSS_KEYS', 'PROGRESS_WINDOW', 'TrainConfig',
            'random_affine', 'step_seed', 'task_seed', 'sample_train_tasks', 'task_losses', 'save_train_checkpoint',
-           'load_train_checkpoint', 'TaskLoss', 'meta_train']
+           'load_train_checkpoint', 'TaskLoss', 'previous_checkpoint', 'checkpoint_lock', 'meta_train']
 
 # %% ../nbs/08_training.ipynb #4ee65718
 # the paper's reading of the loss settings we changed: the zero-padded KL, L_2 and L_3 at full weight (eq. 11)
@@ -54,6 +58,11 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps between checkpoints
 
     def __post_init__(self):
+        for name in ('steps', 'tasks_per_step', 'p_per_class', 'q_per_class', 'n_shot', 'checkpoint_every'):
+            n = getattr(self, name)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {n!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0): raise ValueError(f"lr must be positive and finite: {self.lr}")
         if not (self.use_metric_loss or self.use_head_loss):
             raise ValueError("enable at least one of the metric and head losses")
         if self.use_kl_loss and not (self.use_metric_loss or self.use_head_loss):
@@ -188,10 +197,68 @@ def _world() -> tuple:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-def _last_good(checkpoint, step: int) -> str:
-    "Where a stopped run can resume from: the last checkpoint written, if any."
-    if checkpoint and Path(checkpoint).exists(): return f"last good checkpoint: {checkpoint} (step {step})"
-    return "no checkpoint was written"
+def previous_checkpoint(checkpoint) -> Path:
+    "Where `meta_train` keeps the checkpoint before the last one while it runs: `NAME.prev.safetensors` beside it."
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.prev{checkpoint.suffix}")
+
+def _keep_previous(checkpoint: Path):
+    "Keep the checkpoint about to be replaced as `previous_checkpoint` (a hard link, or a copy), atomically."
+    if not checkpoint.exists(): return
+    prev = previous_checkpoint(checkpoint)
+    tmp = prev.with_name(f".{prev.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try: os.link(checkpoint, tmp)  # the checkpoint is replaced by a rename, so the link keeps the old bytes
+    except OSError: shutil.copyfile(checkpoint, tmp)  # a file system without hard links
+    os.replace(tmp, prev)
+
+def _last_good(checkpoint, saved: list) -> str:
+    "Where a stopped run can resume from: the last checkpoint written and, if kept, the one before it."
+    if not (checkpoint and Path(checkpoint).exists()): return "no checkpoint was written"
+    text = f"last good checkpoint: {checkpoint} (step {saved[-1]})"
+    prev = previous_checkpoint(checkpoint)
+    if len(saved) > 1 and prev.exists(): text += f", and the one before it: {prev} (step {saved[-2]})"
+    return text
+
+@contextlib.contextmanager
+def checkpoint_lock(checkpoint):
+    """Hold `.NAME.lock` beside `checkpoint` while training into it: a second process that tries is refused in one
+    line (the lock dies with its process, even killed)."""
+    lock = Path(checkpoint).with_name(f".{Path(checkpoint).name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors='replace').strip() or '?'
+            os.close(fd)
+            raise RuntimeError(f"another process (pid {holder}) is training into {checkpoint}: wait for it to finish, "
+                               f"or give this run another checkpoint path") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino: break
+        except FileNotFoundError: pass
+        os.close(fd)  # the file was removed by its last holder between our open and our lock: take the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+def _probe(data: ImageData, train_classes: list, cfg: TrainConfig, step: int):
+    "The first task of `step`, the same on every process: a prediction from it tells whether the model is good."
+    return sample_task(data, None, train_classes, cfg.ways, cfg.p_per_class, cfg.q_per_class, cfg.n_shot,
+                       task_seed(cfg, step, 0))
+
+def _refuse_bad(model: PudNet, probe, step: int, why: str):
+    """Refuse (FloatingPointError, `why` appended) a model that is not good: parameters NaN, Inf or beyond
+    `MAX_MAGNITUDE`, or so is the network it predicts for the `probe` task (the global random state untouched)."""
+    check_network(model.state_dict(), f"the PudNet after step {step}", why)
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[]):  # building the target module draws initial weights
+        try: model.predict_state(to_float(probe.p_x).to(device), labels=probe.known_labels.to(device))
+        except FloatingPointError as e: raise FloatingPointError(f"after step {step}, {e}. {why}") from e
 
 def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainConfig, checkpoint=None,
                progress: bool = True) -> list:
@@ -207,10 +274,20 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
     if cfg.tasks_per_step % world:
         raise ValueError(f"tasks_per_step ({cfg.tasks_per_step}) must be a multiple of the number of processes "
                          f"({world})")
+    with checkpoint_lock(checkpoint) if checkpoint is not None and rank == 0 else contextlib.nullcontext():
+        history = _meta_train(model, data, train_classes, cfg, checkpoint, progress, rank, world)
+    if checkpoint is not None and rank == 0: previous_checkpoint(checkpoint).unlink(missing_ok=True)  # run finished
+    return history
+
+def _meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainConfig, checkpoint, progress: bool,
+                rank: int, world: int) -> list:
+    "`meta_train`'s loop, run while this process holds the checkpoint's lock."
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, history = 0, []
     if checkpoint is not None and Path(checkpoint).exists():
         step, history = load_train_checkpoint(checkpoint, model, opt, cfg)
+        if rank == 0: print(f"resumed from step {step} of {checkpoint}")
+    saved = [step] if history else []  # the steps of the checkpoints this run can point to
     model.train()
     objective = TaskLoss(model, train_classes, cfg)
     if world > 1:  # gradients are averaged across processes by DDP; it also broadcasts rank 0's parameters
@@ -219,7 +296,7 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
     device = next(model.parameters()).device
     steps = range(step, cfg.steps)
     bar = progress_bar(steps, leave=True) if progress and rank == 0 and len(steps) else steps
-    t0, last_saved = time.perf_counter(), step
+    t0 = time.perf_counter()
     for step in bar:
         losses = objective(sample_train_tasks(data, train_classes, cfg, step, rank, world))  # this process's share
         stats = torch.stack([torch.as_tensor(losses[k], dtype=torch.float64).detach().to(device) for k in LOSS_KEYS])
@@ -228,7 +305,7 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
             stats /= world
         if not torch.isfinite(stats[0]):
             raise FloatingPointError(f"non-finite loss {float(stats[0])} at step {step}: training stopped; "
-                                     f"{_last_good(checkpoint, last_saved)}. "
+                                     f"{_last_good(checkpoint, saved)}. "
                                      f"Try a lower learning rate (lr={cfg.lr}).")
         opt.zero_grad()
         losses['loss'].backward()
@@ -239,11 +316,11 @@ def meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainCo
             mean = lambda k: sum(h[k] for h in recent) / len(recent)
             bar.comment = f"loss {mean('loss'):.3f}  acc {mean('acc'):.3f}"
         if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            bad = non_finite(model.state_dict())  # a diverged model is never recorded as good
-            if bad:
-                raise FloatingPointError(f"parameters became NaN or Inf by step {step} (e.g. {bad[0]}): "
-                                         f"training stopped, not saved; {_last_good(checkpoint, last_saved)}. "
-                                         f"Try a lower learning rate (lr={cfg.lr}).")
-            if rank == 0: save_train_checkpoint(checkpoint, model, opt, cfg, step + 1, history, train_classes)
-            last_saved = step + 1
+            _refuse_bad(model, _probe(data, train_classes, cfg, step), step,  # a diverged model is never saved
+                        f"Training stopped, not saved; {_last_good(checkpoint, saved)}. "
+                        f"Try a lower learning rate (lr={cfg.lr}).")
+            if rank == 0:
+                _keep_previous(Path(checkpoint))
+                save_train_checkpoint(checkpoint, model, opt, cfg, step + 1, history, train_classes)
+            saved.append(step + 1)
     return history

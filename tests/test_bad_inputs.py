@@ -56,7 +56,7 @@ def test_one_class_and_empty_datasets(model):
     with pytest.raises(ValueError, match='1 class; classification needs at least 2'): user_tasks(one, model)
     empty = ImageData(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0), ['a', 'b'])
     with pytest.raises(ValueError, match='empty'): user_tasks(empty, model)
-    net = model.predict(torch.randn(10, 1, 28, 28))
+    net = model.predict(torch.rand(10, 1, 28, 28) * 2 - 1)
     with pytest.raises(ValueError, match='at least 2 classes'):
         PrototypeClassifier.from_labelled(net, torch.randn(5, 1, 28, 28), torch.zeros(5, dtype=torch.long))
 

@@ -10,7 +10,7 @@ import torch
 
 from conftest import PUDNET
 from pudnet.core import PudNet, PudNetConfig, atomic_write_bytes, load_tensors
-from pudnet.training import TrainConfig, meta_train
+from pudnet.training import TrainConfig, meta_train, previous_checkpoint
 
 TRAIN = ['train', '--protocol', 'digits-set', '--steps', '24', '--tasks_per_step', '1', '--checkpoint_every', '3', '--quiet']
 
@@ -31,8 +31,11 @@ def test_kill_at_a_random_moment_and_resume_reaches_the_uninterrupted_parameters
     if killed.exists():  # whatever survived the kill is a complete checkpoint, written at an interval boundary
         step = _step(killed)
         assert step % 3 == 0 or step == 24, step
-    assert not any(p.name.startswith('killed') and p != killed for p in tmp_path.iterdir() if not p.name.startswith('.'))
+    prev = previous_checkpoint(killed)  # the checkpoint before the last, kept while the run is unfinished
+    assert not any(p.name.startswith('killed') and p not in (killed, prev) for p in tmp_path.iterdir() if not p.name.startswith('.'))
+    if prev.exists(): assert _step(prev) == _step(killed) - 3, (_step(prev), _step(killed))
     subprocess.run([PUDNET, *TRAIN, '--checkpoint', str(killed)], check=True, capture_output=True, timeout=600)
+    assert not prev.exists()  # the finished run removed it
     subprocess.run([PUDNET, *TRAIN, '--checkpoint', str(straight)], check=True, capture_output=True, timeout=600)
     a, b = PudNet.load(killed), PudNet.load(straight)
     assert _step(killed) == _step(straight) == 24
@@ -69,3 +72,62 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, 
         meta_train(model, digits, list(range(6)), TrainConfig(steps=8, tasks_per_step=1, checkpoint_every=2), checkpoint=ckpt, progress=False)
     assert _step(ckpt) == 2
     PudNet.load(ckpt)  # intact and loadable
+
+
+def test_the_checkpoint_before_the_last_is_kept_and_named_when_a_run_diverges(tmp_path, digits, monkeypatch):
+    "Divergence may begin before it is caught: the error names the last checkpoint and the one before it, both intact."
+    import pudnet.training as tr
+    real, calls = tr.task_losses, []
+    def blow_up_at_step_5(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 6: out['loss'] = out['loss'] * float('nan')
+        return out
+    monkeypatch.setattr(tr, 'task_losses', blow_up_at_step_5)
+    ckpt = tmp_path / 'ck.safetensors'
+    torch.manual_seed(0)
+    model = PudNet(PudNetConfig(n_train_classes=6, width=8))
+    with pytest.raises(FloatingPointError) as e:
+        meta_train(model, digits, list(range(6)), TrainConfig(steps=8, tasks_per_step=1, checkpoint_every=2), checkpoint=ckpt, progress=False)
+    prev = tmp_path / 'ck.prev.safetensors'
+    assert f"last good checkpoint: {ckpt} (step 4), and the one before it: {prev} (step 2)" in str(e.value), str(e.value)
+    assert (_step(ckpt), _step(prev)) == (4, 2)
+    PudNet.load(prev)
+
+
+def test_a_checkpoint_whose_prediction_is_not_finite_is_not_saved(tmp_path, digits, monkeypatch):
+    "Finite parameters of sane size are not enough: the network predicted for the step's first task must be sane too."
+    import pudnet.training as tr
+    torch.manual_seed(0)
+    model = PudNet(PudNetConfig(n_train_classes=6, width=8))
+    real = tr._probe
+    def overflow_before_step_3s_check(data, classes, cfg, step):
+        if step == 3:
+            with torch.no_grad():
+                for p in model.generators.parameters(): p.fill_(1e5)  # within MAX_MAGNITUDE; its predictions overflow
+        return real(data, classes, cfg, step)
+    monkeypatch.setattr(tr, '_probe', overflow_before_step_3s_check)
+    ckpt = tmp_path / 'ck.safetensors'
+    with pytest.raises(FloatingPointError, match=r'after step 3, the predicted network holds NaN or Inf.*not saved; '
+                                                 r'last good checkpoint: .*ck.safetensors \(step 2\)'):
+        meta_train(model, digits, list(range(6)), TrainConfig(steps=6, tasks_per_step=1, checkpoint_every=2), checkpoint=ckpt, progress=False)
+    assert _step(ckpt) == 2
+
+
+def test_a_second_process_training_into_the_same_checkpoint_is_refused(tmp_path):
+    "Two `pudnet train` runs (different seeds) on one --checkpoint: the second is refused while the first holds it."
+    ck = tmp_path / 'ck.safetensors'
+    first = subprocess.Popen([PUDNET, 'train', '--steps', '100000', '--tasks_per_step', '1', '--width', '8', '--checkpoint', str(ck),
+                              '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / '.ck.safetensors.lock').exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.poll() is not None else 'no lock'
+            time.sleep(0.2)
+        second = subprocess.run([PUDNET, 'train', '--seed', '1', '--steps', '2', '--tasks_per_step', '1', '--width', '8',
+                                 '--checkpoint', str(ck), '--quiet'], capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and f'another process (pid {first.pid}) is training into {ck}' in second.stderr, second.stderr
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()

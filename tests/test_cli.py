@@ -24,8 +24,13 @@ def test_help_lists_the_commands():
 def test_demo_reduced_budget(tmp_path):
     out = run('demo', '--steps', 30, '--test_tasks', 10, '--scratch_tasks', 2, '--epochs', '1,3', '--out', tmp_path, '--quiet')
     assert 'PudNet' in out and 'Adam scratch 3 ep' in out
+    # the floors, on the same tasks, with PudNet minus each (paired)
+    assert 'Random network (untrained)' in out and "weights from another task's P" in out and 'PudNet minus it' in out
     records = json.loads((tmp_path / 'results.json').read_text())
-    assert [r['method'] for r in records] == ['PudNet', 'PudNet', 'Adam scratch 1 ep', 'Adam scratch 3 ep']
+    assert [r['method'] for r in records] == ['PudNet', 'Random network (untrained)', "PudNet [weights from another task's P]",
+                                              'PudNet', 'Adam scratch 1 ep', 'Adam scratch 3 ep']
+    floors = records[1:3]
+    assert all(r['n_tasks'] == 10 and r['seeds'] == records[0]['seeds'] and 'pudnet_minus_ci95' in r for r in floors)
     pud = records[0]
     assert pud['protocol'] == 'digits-set' and pud['n_tasks'] == 10 and pud['seeds'] == list(range(10))
     assert pud['mean'] > 0.6, pud  # 30 steps already beat chance (0.25) by far

@@ -58,7 +58,40 @@ def world(tmp_path_factory) -> Path:
     (t / 'lone.npy').rename(t / 'lone.npz')
     (t / 'text.npz').write_text('not a zip')
     os.mkfifo(t / 'pipe')
+    _issue_44_world(t, model)
     return t
+
+
+def _flipped(path: Path, offset: int) -> bytes:
+    "The bytes of `path` with the byte at `offset` inverted (negative: from the end)."
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0xFF
+    return bytes(raw)
+
+
+def _issue_44_world(t: Path, model: PudNet):
+    "The inputs of the second round of hostile cases (issue 44), beside the first round's in the world folder."
+    with torch.no_grad():
+        for p in model.parameters(): p.fill_(0.5)
+        big = {k: v * 1e30 if v.is_floating_point() else v for k, v in model.state_dict().items()}  # --lr 1e30's
+        for p in model.generators.parameters(): p.fill_(1e5)  # sane-looking parameters whose predictions overflow
+    tensors, meta = load_tensors(t / 'ck.safetensors')
+    save_tensors(t / 'e30.safetensors', big, meta)
+    model.save(t / 'explodes.safetensors')
+    save_tensors(t / 'float-rank.safetensors', tensors, {**meta, 'config': meta['config'].replace('"gen_rank": null', '"gen_rank": 2.5')})
+    save_tensors(t / 'cut-config.safetensors', tensors, {**meta, 'config': meta['config'][:-9]})
+    (t / 'flipped-header.safetensors').write_bytes(_flipped(t / 'ck.safetensors', 12))
+    x = (np.arange(30 * 64 * 64) % 251).astype(np.uint8).reshape(30, 64, 64)
+    np.savez(t / 'big.npz', x=x, y=np.arange(30) % 2)
+    (t / 'crc.npz').write_bytes(_flipped(t / 'big.npz', 40_000))  # inside `x`: the zip's CRC-32 fails
+    np.savez_compressed(t / 'z.npz', x=x, y=np.arange(30) % 2)
+    (t / 'stream.npz').write_bytes(_flipped(t / 'z.npz', 60))  # the deflate stream of `x` no longer decodes
+    (t / 'z.npz').unlink()
+    np.savez(t / 'far.npz', x=x, y=np.r_[np.arange(29) % 2, 2**40])  # one label of 2**40
+    np.savez(t / 'one-image-class.npz', x=x, y=np.r_[np.zeros(29, int), 1])
+    np.savez(t / 'x-only.npz', x=x)
+    image_folder(t / 'fifo')
+    os.mkfifo(t / 'fifo' / '0' / 'a.png')  # a pipe named like an image: open() waits for a writer forever
 
 
 def digest(root: Path) -> dict:
@@ -132,7 +165,7 @@ ROWS = [
     ('an image over --max_image_pixels', 'predict {ck} {t}/folder --out {net} --max_image_pixels 63',
      ['8x8 = 64 pixels, over the limit of 63', '--max_image_pixels']),
     ('an .npz over --max_data_gb', 'predict {ck} {npz} --out {net} --max_data_gb 0.000001',
-     ['decode to 2,160 bytes, over the limit of 1,073 bytes', '--max_data_gb']),
+     ['`x` decode to 1,920 bytes, over the limit of 1,073 bytes', '--max_data_gb']),
     ('a .npy renamed .npz', 'predict {ck} {t}/lone.npz --out {net}', ['single .npy array', 'np.savez']),
     ('a text file named .npz', 'predict {ck} {t}/text.npz --out {net}', ['not a readable .npz file']),
     ('float pixels in 0..255', 'predict {ck} {t}/f255.npz --out {net}',
@@ -146,6 +179,30 @@ ROWS = [
     ('a config edited to a huge width', 'predict {t}/huge.safetensors {npz} --out {net}', ['do not fit its config']),
     ('a checkpoint without its config', 'predict {t}/no-config.safetensors {npz} --out {net}', ["lacks its 'config'"]),
     ('an .npz given as the checkpoint', 'predict {npz} {npz} --out {net}', ['not a valid pudnet checkpoint']),
+    # issue 44: diverged models, damaged files, raw errors, labels that would allocate without end
+    ('train --lr 1e30 (diverges in one step)', 'train --lr 1e30 --steps 3 --tasks_per_step 1 --checkpoint_every 1 '
+     '--checkpoint {t}/diverged.safetensors --quiet', ['the PudNet after step 0 holds values up to', 'no checkpoint was written']),
+    ('predict from a checkpoint of finite 1e30 weights', 'predict {t}/e30.safetensors {npz} --out {net}',
+     ['values up to 5e+29', 'training diverged', '--lr']),
+    ('evaluate a checkpoint of finite 1e30 weights', 'evaluate {t}/e30.safetensors --data {npz}', ['values up to 5e+29']),
+    ('predict from a checkpoint whose predictions overflow', 'predict {t}/explodes.safetensors {npz} --out {net}',
+     ['the predicted network holds NaN or Inf', 'diverged in training']),
+    ('evaluate a checkpoint whose predictions overflow', 'evaluate {t}/explodes.safetensors --data {t}/big.npz --quiet',
+     ['the predicted network holds NaN or Inf']),
+    ('a float gen_rank in a checkpoint config', 'predict {t}/float-rank.safetensors {npz} --out {net}',
+     ['config is damaged or invalid', 'gen_rank must be None or an integer >= 1, got 2.5']),
+    ('a checkpoint config cut short', 'predict {t}/cut-config.safetensors {npz} --out {net}', ['config is damaged or invalid']),
+    ('a flipped byte in a checkpoint header', 'predict {t}/flipped-header.safetensors {npz} --out {net}',
+     ['not a valid pudnet checkpoint']),
+    ('an .npz with a flipped byte (bad CRC)', 'predict {ck} {t}/crc.npz --out {net}', ['damaged', 'Bad CRC-32']),
+    ('an .npz with a corrupt deflate stream', 'predict {ck} {t}/stream.npz --out {net}', ['damaged', 'Error -3']),
+    ('a label of 2**40, evaluated', 'evaluate {ck} --data {t}/far.npz', ['labels must lie in 0..29', 'np.unique']),
+    ('evaluate a class of one image', 'evaluate {ck} --data {t}/one-image-class.npz',
+     ["class '1' has only 1 image(s)", 'at least 11 per class']),
+    ('train --n_shot -1', 'train --n_shot -1', ['--n_shot must be at least 1, got -1']),
+    ('train --n_shot 0', 'train --n_shot 0', ['--n_shot must be at least 1, got 0']),
+    ('predict --sample_size 0: the float copy counts', 'predict {ck} {t}/big.npz --out {net} --sample_size 0 --max_data_gb 0.00015',
+     ['30 images and the float copy of the 30 read', 'over the limit']),
 ]
 
 
@@ -242,3 +299,168 @@ def test_argparse_errors_exit_2_without_a_traceback(capsys):
     status, _, err = run(['train', '--steps', 'abc'], capsys)
     assert status == 2 and "invalid int value: 'abc'" in err and 'Traceback' not in err
     assert run(['train', '--help'], capsys)[0] == 0
+
+
+# issue 44, continued: what cannot be a command line row -- the Python API, a FIFO, memory, two processes
+
+def deadline(seconds: float):
+    "A context in which a call that blocks past `seconds` raises TimeoutError (a FIFO opened for reading, say)."
+    import contextlib, signal
+    @contextlib.contextmanager
+    def guard():
+        def expire(*_): raise TimeoutError(f"blocked for over {seconds} s")
+        old = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try: yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return guard()
+
+
+@pytest.mark.parametrize('skip', [[], ['--skip_bad_images']], ids=['plain', '--skip_bad_images'])
+def test_a_fifo_named_like_an_image_is_skipped_not_opened(world, capsys, skip):
+    before = digest(world)
+    out_file = world / 'fifo-out' / 'net.safetensors'
+    with deadline(60): status, out, err = run(['predict', world / 'ck.safetensors', world / 'fifo', '--out', out_file, *skip], capsys)
+    assert status == 0 and 'predicted a convnet3 for 12 images' in out, err
+    assert err.strip() == f"pudnet: warning: {world / 'fifo' / '0'}: skipped 1 entries that are not regular files (a FIFO, " \
+                          f"socket or device named like an image), e.g. {world / 'fifo' / '0' / 'a.png'}"
+    out_file.unlink()
+    (world / 'fifo-out').rmdir()
+    assert digest(world) == before
+
+
+def test_predict_needs_no_labels_and_never_reads_them(world, capsys):
+    "An .npz with x alone is enough (as the help says), and a label of 2**40 costs predict nothing: y is not read."
+    before = digest(world)
+    help_text = command_help('predict', capsys)
+    assert '.npz with x (a y in it is not read)' in help_text and '(and y)' not in help_text
+    for data in ('x-only.npz', 'far.npz'):
+        status, out, err = run(['predict', world / 'ck.safetensors', world / data, '--out', world / 'n.safetensors'], capsys)
+        assert status == 0 and 'predicted a convnet3 for 30 images' in out, err
+        (world / 'n.safetensors').unlink()
+    assert digest(world) == before
+
+
+def command_help(name: str, capsys) -> str:
+    "The text of `pudnet NAME --help`, on one line."
+    assert run([name, '--help'], capsys)[0] == 0
+    return ' '.join(capsys.readouterr().out.split()) or ' '.join(pudnet.cli.command_parser(name).format_help().split())
+
+
+def test_evaluate_never_suggests_an_option_it_lacks(world, capsys):
+    status, _, err = run(['evaluate', world / 'ck.safetensors', '--data', world / 'one-image-class.npz'], capsys)
+    assert status == 2 and 'p_per_class' not in err, err
+    assert '--p_per_class' not in command_help('evaluate', capsys)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(world):
+    return PudNet.load(world / 'ck.safetensors')
+
+
+X = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1  # pixels as to_float gives them
+
+
+def _spike():
+    x = X.clone()
+    x[3, 0, 5, 5] = 1e30
+    return x
+
+
+# the Python API: (id, call on a PudNet, the error's type and words -- or None and the words of the note it warns)
+API_ROWS = [
+    ('one pixel of 1e30', lambda m: m.predict(_spike()), ValueError, ['far outside [-1, 1]', 'to_float']),
+    ('inputs scaled by 1e4', lambda m: m.predict(X * 1e4), ValueError, ['far outside [-1, 1]', 'x / 127.5 - 1']),
+    ('floats in 0..255', lambda m: m.predict((X + 1) * 127.5), ValueError, ['x / 127.5 - 1']),
+    ('NaN pixels', lambda m: m.predict(X.where(X > 0, float('nan'))), ValueError, ['NaN or Inf pixels']),
+    ('uint8 pixels', lambda m: m.predict((X > 0).to(torch.uint8)), TypeError, ['floats in [-1, 1]', 'to_float']),
+    ('batch_size 0', lambda m: m.predict(X, batch_size=0), ValueError, ['batch_size must be a positive integer (images per batch), got 0']),
+    ('batch_size -1', lambda m: m.predict(X, batch_size=-1), ValueError, ['batch_size must be a positive integer (images per batch), got -1']),
+    ('float64 images', lambda m: m.predict(X.double()), None, ['images are torch.float64: converted to torch.float32']),
+    ('float16 images', lambda m: m.predict(X.half()), None, ['images are torch.float16: converted to torch.float32']),
+    ('bfloat16 images', lambda m: m.predict(X.bfloat16()), None, ['images are torch.bfloat16: converted']),
+    ('floats in [0, 1]', lambda m: m.predict((X + 1) / 2), None, ['none below 0: floats in [0, 1]?', 'x * 2 - 1']),
+    ('standardised images', lambda m: m.predict(X * 3), None, ['outside [-1, 1]']),
+]
+
+
+@pytest.mark.parametrize('call, error, words', [pytest.param(*r[1:], id=r[0]) for r in API_ROWS])
+def test_the_api_checks_its_inputs_like_the_command_line(tiny_model, call, error, words):
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        if error is None: net = call(tiny_model)
+        else:
+            with pytest.raises(error) as e: call(tiny_model)
+    if error is None:  # converted or accepted, with a note; the network is sane
+        notes = [str(w.message) for w in caught]
+        assert len(notes) == 1 and '\n' not in notes[0] and all(w in notes[0] for w in words), notes
+        assert torch.isfinite(net(X[:2])).all()
+    else:
+        message = str(e.value)
+        assert '\n' not in message and all(w in message for w in words), message
+
+
+def test_a_checkpoint_whose_prediction_overflows_is_refused_by_the_api(world):
+    with pytest.raises(FloatingPointError, match='the predicted network holds NaN or Inf'):
+        PudNet.load(world / 'explodes.safetensors').predict(X)
+
+
+def test_a_second_train_into_a_locked_checkpoint_is_refused(world, capsys):
+    from pudnet.training import checkpoint_lock
+    ck = world / 'locked.safetensors'
+    with checkpoint_lock(ck):  # as another `pudnet train` holds it while it runs
+        status, _, err = run(['train', '--steps', 1, '--checkpoint', ck, '--quiet'], capsys)
+    assert status == 2 and f'is training into {ck}' in err and 'another checkpoint path' in err, err
+    assert not ck.exists() and not (world / '.locked.safetensors.lock').exists()
+
+
+def test_train_says_that_it_resumed(tmp_path, capsys):
+    args = ['train', '--steps', 1, '--tasks_per_step', 1, '--width', 8, '--checkpoint', tmp_path / 'ck.safetensors', '--quiet']
+    assert run(args, capsys)[0] == 0
+    status, out, err = run([*args[:2], 2, *args[3:]], capsys)
+    assert status == 0 and f"resumed from step 1 of {tmp_path / 'ck.safetensors'}" in out, out + err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ck.safetensors']  # no lock, no previous checkpoint left
+
+
+PEAK_PROBE = '''import resource, sys
+from pudnet.cli import main
+status = main(sys.argv[1:])
+print('PEAK_MB', status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)'''
+
+
+def peak_mb(*commands) -> list:
+    "Peak resident memory (MB) of a fresh interpreter per command (a list of `pudnet` arguments), all run at once."
+    import subprocess, sys
+    runs = [subprocess.Popen([sys.executable, '-c', PEAK_PROBE, *map(str, args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+            for args in commands]
+    peaks = []
+    for r in runs:
+        out, err = r.communicate(timeout=300)
+        line = next((l for l in out.splitlines() if l.startswith('PEAK_MB')), None)
+        assert line is not None and line.split()[1] == '0', out + err
+        peaks.append(float(line.split()[2]))
+    return peaks
+
+
+def test_memory_is_bounded_by_what_is_read(world, tmp_path):
+    """predict on a 256 MB .npz (a 270 KB file of zeros) peaks at about the decoded size above an interpreter that
+    predicts for 30 images (it was 3.3x: every image converted to float, though 64 are read); 8 photos of 4000 x 3000
+    (36 MB each decoded) take a few MB (they were decoded at full size before resizing)."""
+    from PIL import Image
+    n, side = 2**16, 64
+    np.savez_compressed(tmp_path / 'big.npz', x=np.zeros((n, side, side), np.uint8))
+    decoded_mb = n * side * side / 2**20
+    photo = Image.fromarray(np.add.outer(np.arange(3000) // 12, np.arange(4000) // 16).astype(np.uint8))
+    for i in range(8):
+        (tmp_path / 'photos' / str(i % 2)).mkdir(parents=True, exist_ok=True)
+        photo.convert('RGB').save(tmp_path / 'photos' / str(i % 2) / f'{i}.jpg', quality=70)
+    ck = world / 'ck.safetensors'
+    base, npz, photos = peak_mb(*(['predict', ck, data, '--out', tmp_path / f'{i}.safetensors']
+                                  for i, data in enumerate([world / 'd.npz', tmp_path / 'big.npz', tmp_path / 'photos'])))
+    print(f"peak MB: base {base:.0f}, 256 MB npz {npz:.0f}, photos {photos:.0f}")
+    assert npz - base < 1.25 * decoded_mb, (base, npz)
+    assert photos - base < 0.1 * 8 * 36, (base, photos)
