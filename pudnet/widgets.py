@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import random
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ipywidgets as W
@@ -28,19 +29,22 @@ from torch import nn
 
 from .baselines import EVAL_BATCH, train_from_scratch
 from .core import PrototypeClassifier, PudNet, PudNetConfig, calibrate_batchnorm
-from .data import (
-    SHARED_FILES, ImageData, adapt_images, load_digits_images, load_shared, shared_data_root, to_float)
+from pudnet.data import (
+    MIXTURES, SHARED_FILES, ImageData, adapt_images, load_digits_images, load_mixture, load_shared, progress_bar, shared_data_root,
+    to_float)
 from .fast import FastPredictor, sample_indices, sync
 from .targets import build_target
 from .tasks import Task, _resolve, get_protocol, load_protocol_data, sample_task
 from .training import TrainConfig, meta_train
 
 # %% auto #0
-__all__ = ['DEMO_PROTOCOLS', 'DEMO_STEPS', 'DEMO_TASKS_PER_STEP', 'DEMO_SHOTS', 'SWAP_NOISE', 'FLOOR_NAMES', 'cache_dir',
-           'demo_checkpoint', 'digits_checkpoint', 'prediction_grid', 'confusion_matrix', 'accuracy_bars',
-           'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d', 'sketch_map', 'weight_histograms',
-           'available_datasets', 'demo_task', 'other_images', 'floor_networks', 'query_accuracy', 'DemoResult',
-           'run_demo', 'ClassPicker', 'floor_sentence', 'PudNetDemo']
+__all__ = ['DEMO_PROTOCOLS', 'DEMO_STEPS', 'DEMO_TASKS_PER_STEP', 'DEMO_UPDATES', 'FLOOR_STYLES', 'DEMO_MAX_WAYS',
+           'DEMO_FIRST_DOMAIN', 'DEMO_SHOTS', 'DEMO_QUERIES', 'MIN_QUERIES', 'SWAP_NOISE', 'FLOOR_NAMES',
+           'SWAP_CHAPTER', 'SWAP_LESSON', 'cache_dir', 'demo_checkpoint', 'digits_checkpoint', 'pct', 'prediction_grid',
+           'confusion_matrix', 'accuracy_bars', 'confusion_figure', 'race_figure', 'dataset_sketches', 'pca_2d',
+           'sketch_map', 'weight_histograms', 'available_datasets', 'seen_classes', 'unseen_groups', 'default_classes',
+           'demo_task', 'queries_left', 'queries_warning', 'other_images', 'floor_networks', 'query_accuracy',
+           'DemoResult', 'predict_and_score', 'score_floors', 'run_demo', 'ClassPicker', 'floor_sentence', 'PudNetDemo']
 
 # %% ../nbs/12_widgets.ipynb #e2c8c77d
 def cache_dir() -> Path:
@@ -48,11 +52,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get('PUDNET_CACHE') or '~/.cache/pudnet').expanduser()
 
 DEMO_PROTOCOLS = {'digits': 'digits-set', 'fashion-mnist': 'fashion-set', 'cifar100': 'cifar100-set',
-                  'cifar10': 'cifar100-to-cifar10'}
+                  'cifar10': 'cifar100-to-cifar10', 'mixed': 'mixed-domain'}
 # dataset -> the protocol whose meta-train classes its demo checkpoint learns
-# (CIFAR-10 borrows CIFAR-100's: it has too few classes)
+# (CIFAR-10 borrows CIFAR-100's: it has too few classes; 'mixed' is CIFAR-100, Fashion-MNIST and digits at 32x32x3)
 DEMO_STEPS = 40  # meta-training steps of a demo checkpoint
 DEMO_TASKS_PER_STEP = 2  # tasks per meta-training step of a demo checkpoint
+DEMO_UPDATES = 20  # how often a demo checkpoint's training reports its progress
 
 def _checkpoint_source(dataset: str) -> str:
     "The dataset whose demo checkpoint `dataset` uses."
@@ -69,11 +74,22 @@ def _demo_data(source: str) -> tuple:
     d = load_protocol_data(next(p for p in DEMO_PROTOCOLS.values() if get_protocol(p).source == source))
     return d.meta_train, list(d.train_classes)
 
+def _train_in_chunks(model: PudNet, data: ImageData, classes: list, cfg: TrainConfig, partial: Path, on_step,
+                     progress: bool):
+    "`meta_train` to `cfg.steps`, resuming from `partial` every few steps to call `on_step(step, steps)` in between."
+    ends = sorted({min(cfg.steps, k * -(-cfg.steps // DEMO_UPDATES)) for k in range(1, DEMO_UPDATES + 1)})
+    for k, end in enumerate(progress_bar(ends) if progress else ends):
+        # only a resume of an earlier, interrupted training is news; the resumes between chunks are not
+        with contextlib.redirect_stdout(io.StringIO()) if k else contextlib.nullcontext():
+            meta_train(model, data, classes, replace(cfg, steps=end), checkpoint=partial, progress=False)
+        if on_step is not None: on_step(end, cfg.steps)
+
 def demo_checkpoint(dataset: str = 'digits',  # a dataset of `DEMO_PROTOCOLS`: learns its protocol's meta-train classes
                     steps: int = DEMO_STEPS,  # meta-training steps
                     tasks_per_step: int = DEMO_TASKS_PER_STEP,  # tasks per step
                     path: str | Path | None = None,  # where to keep it (default: in `cache_dir()`)
                     progress: bool = True,  # show a fastprogress bar while training
+                    on_step=None,  # called as on_step(step, steps) as the training advances (e.g. a widget's bar)
                    ) -> Path:
     """A PudNet (ConvNet-3) meta-trained on the meta-train classes of `dataset`'s protocol: trained on first use, then
     read from the cache."""
@@ -88,7 +104,7 @@ def demo_checkpoint(dataset: str = 'digits',  # a dataset of `DEMO_PROTOCOLS`: l
                                              n_train_classes=len(classes)))
     ways = get_protocol(DEMO_PROTOCOLS[source]).ways
     cfg = TrainConfig(steps=steps, tasks_per_step=tasks_per_step, ways=ways, checkpoint_every=10)
-    meta_train(model, data, classes, cfg, checkpoint=partial, progress=progress)
+    _train_in_chunks(model, data, classes, cfg, partial, on_step, progress)
     model.save(path)
     partial.unlink(missing_ok=True)
     return path
@@ -98,7 +114,12 @@ def digits_checkpoint(steps: int = DEMO_STEPS, tasks_per_step: int = DEMO_TASKS_
     "`demo_checkpoint` of digits (meta-trained on digits 0-5): the demo's default."
     return demo_checkpoint('digits', steps, tasks_per_step, path, progress)
 
+
 # %% ../nbs/12_widgets.ipynb #6c8bb370
+def pct(acc: float) -> str:
+    "An accuracy (0-1) as the demo writes it everywhere, one decimal: 0.8625 -> '86.2%'."
+    return f"{100 * acc:.1f}%"
+
 def _rgb(x: torch.Tensor) -> np.ndarray:
     "uint8 images (N, C, H, W), C in {1, 3} -> (N, H, W, 3) uint8 for display."
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -154,10 +175,11 @@ def prediction_grid(images: torch.Tensor,  # (N, C, H, W) uint8 query images
     # a PNG: small to store and to send to the browser
     fig.add_trace(go.Image(source=_png_uri(canvas), hoverinfo='skip'))
     scale = cell_px / cw
-    fig.update_layout(title=f"Query images: predicted label (true label if wrong); "
-                            f"{int(wrong.sum())} of {len(wrong)} wrong",
-                      width=int(canvas.shape[1] * scale) + 20, height=int(canvas.shape[0] * scale) + 60,
-                      margin=dict(l=10, r=10, t=50, b=10), xaxis=dict(visible=False), yaxis=dict(visible=False))
+    # two short lines from the left edge: the toolbar (top right) never covers them
+    fig.update_layout(title=dict(text=f"Query images: {int(wrong.sum())} of {len(wrong)} wrong<br>"
+                                      f"<sup>predicted label; the true one in brackets if wrong</sup>", x=0.01),
+                      width=int(canvas.shape[1] * scale) + 20, height=int(canvas.shape[0] * scale) + 80,
+                      margin=dict(l=10, r=40, t=70, b=10), xaxis=dict(visible=False), yaxis=dict(visible=False))
     return fig
 
 # %% ../nbs/12_widgets.ipynb #b4e61f72
@@ -174,10 +196,10 @@ def accuracy_bars(y_true, y_pred, classes: list) -> go.Figure:
     "Bar chart of the accuracy (%) on each class."
     cm = confusion_matrix(y_true, y_pred, len(classes)).double()
     acc = (100 * cm.diag() / cm.sum(1).clamp_min(1)).tolist()
-    fig = go.Figure(go.Bar(x=[str(c) for c in classes], y=acc, text=[f'{a:.0f}%' for a in acc], textposition='auto',
+    fig = go.Figure(go.Bar(x=[str(c) for c in classes], y=acc, text=[pct(a / 100) for a in acc], textposition='auto',
                            marker_color='#1565c0'))
-    total = 100 * cm.diag().sum().item() / max(cm.sum().item(), 1)
-    fig.update_layout(title=f"Accuracy per class (overall {total:.1f}%)",
+    total = cm.diag().sum().item() / max(cm.sum().item(), 1)
+    fig.update_layout(title=dict(text=f"Accuracy per class (overall {pct(total)})", x=0.01),
                       yaxis=dict(title='accuracy (%)', range=[0, 105]),
                       xaxis=dict(title='class', type='category'), height=320, margin=dict(l=50, r=10, t=50, b=40))
     return fig
@@ -188,13 +210,35 @@ def confusion_figure(y_true, y_pred, classes: list) -> go.Figure:
     names = [str(c) for c in classes]
     fig = go.Figure(go.Heatmap(z=cm.numpy(), x=names, y=names, colorscale='Blues', texttemplate='%{z}', showscale=False,
                                hovertemplate='true %{y}, predicted %{x}: %{z}<extra></extra>'))
-    fig.update_layout(title='Confusion matrix', xaxis=dict(title='predicted', type='category'),
+    fig.update_layout(title=dict(text='Confusion matrix', x=0.01), xaxis=dict(title='predicted', type='category'),
                       yaxis=dict(title='true', type='category', autorange='reversed'), height=320,
                       margin=dict(l=50, r=10, t=50, b=40))
     return fig
 
 # %% ../nbs/12_widgets.ipynb #647f0882
 _LOG_TICKS = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]  # 0.001, 0.002, 0.005, ..., 5000 seconds
+FLOOR_STYLES = (('#616161', 'bottom right'), ('#8e24aa', 'top left'))  # (colour, label position) of each floor
+
+def _race_title(ep: list, acc: list, sec: list, pudnet_acc: float, pudnet_seconds: float, epochs: int | None) -> str:
+    "PudNet's result, then Adam's latest epoch and when (if) it caught up."
+    title = f"PudNet {pct(pudnet_acc)} in {pudnet_seconds:.2f} s"
+    if not ep: return title
+    title += f" | Adam {pct(acc[-1] / 100)} after epoch {ep[-1]}{f'/{epochs}' if epochs else ''}, {sec[-1]:.2f} s"
+    caught = [(e, s) for e, a, s in zip(ep, acc, sec) if a >= 100 * pudnet_acc]
+    return title + (f" (caught up at epoch {caught[0][0]}, {caught[0][1]:.2f} s)" if caught else '')
+
+def _y_range(values: list) -> list:
+    "A y-axis range (%) around `values`, with room for the labels: close lines stay apart."
+    lo, hi = min(values), max(values)
+    pad = max(2.0, 0.15 * (hi - lo))
+    return [max(0.0, lo - pad), min(101.0, hi + pad)]
+
+def _add_floors(fig: go.Figure, floors: dict):
+    "Each floor as a dotted line labelled with its name and accuracy (labels on opposite sides: close lines stay apart)."
+    for (name, acc_f), (colour, where) in zip(floors.items(), FLOOR_STYLES):
+        fig.add_hline(y=100 * acc_f, line=dict(color=colour, dash='dot', width=1.5),
+                      annotation_text=f"{name}: {pct(acc_f)}", annotation_position=where,
+                      annotation_font_color=colour)
 
 def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}} of `train_from_scratch`, partial or empty
                 pudnet_acc: float, pudnet_seconds: float,  # PudNet's query accuracy (0-1) and predict time
@@ -202,7 +246,7 @@ def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}} o
                 floors: dict | None = None,  # name -> accuracy (0-1) of a network scored the same way (untrained, swap)
                ) -> go.Figure:
     """Accuracy (%) against seconds: Adam from scratch epoch by epoch, PudNet's one-shot network, and the floors beside
-    it."""
+    it; the y-axis zoomed to these numbers."""
     ep = sorted(scratch.get('acc', {}))
     acc = [100 * scratch['acc'][e] for e in ep]
     sec = [scratch['seconds'][e] for e in ep]
@@ -215,26 +259,18 @@ def race_figure(scratch: dict,  # {'acc': {epoch: acc}, 'seconds': {epoch: s}} o
                              marker=dict(symbol='star', size=16, color='#1565c0'),
                              hovertemplate='PudNet: %{y:.1f}% after %{x:.2f} s<extra></extra>'))
     fig.add_hline(y=100 * pudnet_acc, line=dict(color='#1565c0', dash='dash', width=1))
-    # the floors' labels on opposite sides: close lines stay readable
-    styles = zip(('#616161', '#8e24aa'), ('bottom right', 'top left'))  # (colour, label position) of each floor
-    for (name, acc_f), (colour, where) in zip((floors or {}).items(), styles):
-        fig.add_hline(y=100 * acc_f, line=dict(color=colour, dash='dot', width=1.5),
-                      annotation_text=f"{name}: {100 * acc_f:.1f}%", annotation_position=where,
-                      annotation_font_color=colour)
-    title = f"PudNet {100 * pudnet_acc:.1f}% in {pudnet_seconds:.2f} s"
-    if ep:
-        done = f"{ep[-1]}/{epochs}" if epochs else f"{ep[-1]}"
-        title += f" | Adam {acc[-1]:.1f}% after epoch {done}, {sec[-1]:.2f} s"
-        caught = [(e, s) for e, a, s in zip(ep, acc, sec) if a >= 100 * pudnet_acc]
-        if caught: title += f" (caught up at epoch {caught[0][0]}, {caught[0][1]:.2f} s)"
+    _add_floors(fig, floors or {})
     xs = sec + [pudnet_seconds]
     x_range = [np.log10(min(xs) / 1.5), np.log10(max(xs) * 1.5)]
     ticks = dict(tickvals=_LOG_TICKS, ticktext=[f'{t:g}' for t in _LOG_TICKS])  # 1-2-5 ticks, no stray minor labels
-    fig.update_layout(title=title, height=340, margin=dict(l=50, r=10, t=50, b=40),
+    fig.update_layout(title=dict(text=_race_title(ep, acc, sec, pudnet_acc, pudnet_seconds, epochs), x=0.01),
+                      height=360, margin=dict(l=50, r=40, t=50, b=40),
                       legend=dict(x=0.99, xanchor='right', y=0.02),
                       xaxis=dict(title='seconds (log scale)', type='log', range=x_range, **ticks),
-                      yaxis=dict(title='query accuracy (%)', range=[0, 101]))
+                      yaxis=dict(title='query accuracy (%)',
+                                 range=_y_range(acc + [100 * a for a in [pudnet_acc, *(floors or {}).values()]])))
     return fig
+
 
 # %% ../nbs/12_widgets.ipynb #35d0dbca
 @torch.no_grad()
@@ -300,22 +336,49 @@ def weight_histograms(predicted: nn.Module, trained: nn.Module, bins: int = 60) 
 
 # %% ../nbs/12_widgets.ipynb #4aa86fa2
 def available_datasets() -> list:
-    "Datasets the demo can offer: 'digits' always, plus the shared copies found by `shared_data_root`."
+    """Datasets the demo can offer: 'digits' always, plus the shared copies found by `shared_data_root`, and 'mixed'
+    (their three domains at 32x32x3) when all of them are there."""
     root = shared_data_root()
-    return ['digits'] + [n for n in SHARED_FILES if root is not None and (root / n).is_dir()]
+    found = ['digits'] + [n for n in SHARED_FILES if root is not None and (root / n).is_dir()]
+    return found + [m for m, parts in MIXTURES.items() if set(parts) <= set(found)]
 
 _DATA: dict = {}
 def _dataset(name: str) -> tuple:
-    "(P pool, Q pool or None), loaded once per process."
+    "(P pool, Q pool or None: Q from the rest of P), loaded once per process."
     if name not in _DATA:
         if name == 'digits': _DATA[name] = (load_digits_images(), None)
+        elif name in MIXTURES: _DATA[name] = (load_mixture(name, 'train'), None)  # as its protocol: one pool
         else: _DATA[name] = (load_shared(name, 'train'), load_shared(name, 'test'))
     return _DATA[name]
 
+DEMO_MAX_WAYS = 5  # the demo preselects at most this many classes
+DEMO_FIRST_DOMAIN = {'mixed': 'fashion-mnist'}  # a mixture's preselected classes: held-out classes of this domain
+
+def seen_classes(dataset: str) -> list:
+    "Label ids of `dataset`'s classes its demo checkpoint was meta-trained on (none when it learned another dataset)."
+    if _checkpoint_source(dataset) != dataset: return []
+    return _resolve(get_protocol(DEMO_PROTOCOLS[dataset]).train_classes, _dataset(dataset)[0].classes)
+
+def unseen_groups(dataset: str) -> list:
+    """The classes of `dataset`'s test tasks that its demo checkpoint never saw, one list per domain (a task draws from
+    one)."""
+    data, seen = _dataset(dataset)[0], set(seen_classes(dataset))
+    test = [c for c in _resolve(get_protocol(DEMO_PROTOCOLS[dataset]).test_classes, data.classes) if c not in seen]
+    domains = data.domains or [None] * len(data.classes)
+    first = DEMO_FIRST_DOMAIN.get(dataset)
+    order = sorted(dict.fromkeys(domains[c] for c in test), key=lambda d: d != first)  # the preselected domain first
+    return [[c for c in test if domains[c] == d] for d in order]
+
+def default_classes(dataset: str) -> tuple:
+    "The classes the demo preselects for `dataset`: the first test classes of its protocol, all unseen by its checkpoint."
+    group = unseen_groups(dataset)[0]
+    return tuple(group[:min(get_protocol(DEMO_PROTOCOLS[dataset]).ways, DEMO_MAX_WAYS)])
+
 DEMO_SHOTS = 10  # labelled images per class in the demo's tasks
+DEMO_QUERIES = 100  # at most this many query images per class, when the dataset has a test split
 
 def demo_task(p_data: ImageData, q_data: ImageData | None, classes: list, per_class: int, n_shot: int = DEMO_SHOTS,
-              q_per_class: int = 100, seed: int = 0) -> Task:
+              q_per_class: int = DEMO_QUERIES, seed: int = 0) -> Task:
     """A task over all of `classes`: P of `per_class` images per class (`n_shot` labelled), Q from `q_data` or the rest
     of `p_data`."""
     classes = list(classes)
@@ -330,6 +393,21 @@ def demo_task(p_data: ImageData, q_data: ImageData | None, classes: list, per_cl
     q = None if q_data is None else min(q_per_class, min(int((q_data.y == c).sum()) for c in classes))
     return sample_task(p_data, q_data, classes, len(classes), per_class, q, n_shot, seed)
 
+MIN_QUERIES = 10  # fewer query images per class than this: one mistake moves a class's accuracy by over 10 points
+
+def queries_left(p_data: ImageData, q_data: ImageData | None, classes: list, per_class: int,
+                 q_per_class: int = DEMO_QUERIES) -> int:
+    "Query images per class a `demo_task` of these inputs scores on (for its smallest class)."
+    if q_data is not None: return min(q_per_class, min(int((q_data.y == c).sum()) for c in classes))
+    return min(int((p_data.y == c).sum()) for c in classes) - per_class
+
+def queries_warning(n: int) -> str:
+    "A warning when `n` query images per class are too few to score on; '' otherwise."
+    if n >= MIN_QUERIES: return ''
+    return (f"only {n} query image{'s' if n != 1 else ''} per class remain{'s' if n == 1 else ''} to score on: "
+            f"one mistake moves a class's accuracy by "
+            f"{100 / max(n, 1):.0f} points; choose fewer images per class")
+
 def _bundle(fig: go.Figure) -> dict:
     "A display_data output that JupyterLab's plotly renderer draws (safe to set from any thread)."
     layout = json.loads(fig.update_layout(modebar_orientation='v').to_json())  # a vertical toolbar leaves titles free
@@ -338,10 +416,17 @@ def _bundle(fig: go.Figure) -> dict:
                      'text/plain': f"<plotly figure: {fig.layout.title.text}>"}}
 
 # %% ../nbs/12_widgets.ipynb #d0e250c1
+def _other_classes(data: ImageData, classes: list) -> list:
+    "The classes of `data` outside `classes`; in a mixture of domains, only those of the other domains."
+    chosen = set(int(c) for c in classes)
+    if data.domains is None: return [c for c in range(len(data.classes)) if c not in chosen]
+    taken = {data.domains[c] for c in chosen}
+    return [c for c in range(len(data.classes)) if data.domains[c] not in taken]
+
 def other_images(data: ImageData, classes: list, n: int, seed: int = 0) -> torch.Tensor | None:
-    """A seeded draw of `n` images of the classes of `data` not in `classes` (None if there are none): another dataset
-    for the swap."""
-    idx = torch.nonzero(~torch.isin(data.y, torch.as_tensor(list(classes)))).flatten()
+    """A seeded draw of `n` images of the classes of `data` not in `classes` (of another domain, in a mixture; None if
+    there are none): another dataset for the swap."""
+    idx = torch.nonzero(torch.isin(data.y, torch.as_tensor(_other_classes(data, classes), dtype=torch.long))).flatten()
     if len(idx) == 0: return None
     return data.x[idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n]]]
 
@@ -366,7 +451,7 @@ def query_accuracy(net: nn.Module, task: Task, device='cpu', tau: float = 10.0) 
     "(accuracy, predictions) of `net` on `task`'s queries with the cosine prototypes of its labelled images (eq. 7)."
     clf = PrototypeClassifier.from_labelled(net, to_float(task.shot_x).to(device), task.shot_y.to(device), tau)
     pred = torch.cat([clf(to_float(q).to(device)).argmax(1).cpu() for q in task.q_x.split(EVAL_BATCH)])
-    return (pred == task.q_y).float().mean().item(), pred
+    return int((pred == task.q_y).sum()) / len(pred), pred  # an exact fraction: every figure rounds it the same way
 
 @dataclass
 class DemoResult:
@@ -388,13 +473,17 @@ class DemoResult:
         "Parameters of the predicted network."
         return sum(q.numel() for q in self.net.parameters())
 
-def run_demo(model: PudNet, task: Task, other: torch.Tensor | None = None, device='cpu', on_stage=None) -> DemoResult:
-    """Predict a network for `task`'s P (the fast path), score it on Q, and score the floors the same way (`other`:
-    uint8 images of another dataset, for the swap). No widgets: `on_stage(message)`, if given, hears each step."""
-    c, say = model.config, on_stage or (lambda message: None)
+def _fit_task(model: PudNet, task: Task) -> Task:
+    "`task` with its images converted to what `model` reads (grey <-> RGB, size); itself if they already fit."
+    c = model.config
+    if task.p_x.shape[1:] == (c.in_channels, c.image_size, c.image_size): return task
     fit = lambda x: adapt_images(x, c.in_channels, c.image_size)
-    if task.p_x.shape[1:] != (c.in_channels, c.image_size, c.image_size):  # images the checkpoint can read
-        task = Task(fit(task.p_x), task.p_y, task.shot_idx, fit(task.q_x), task.q_y, task.classes, task.seed)
+    return Task(fit(task.p_x), task.p_y, task.shot_idx, fit(task.q_x), task.q_y, task.classes, task.seed)
+
+def predict_and_score(model: PudNet, task: Task, device='cpu', on_stage=None) -> DemoResult:
+    """Predict a network for `task`'s P (the fast path) and score it on Q: a `DemoResult` without floors yet, ready to
+    show."""
+    say, task = on_stage or (lambda message: None), _fit_task(model, task)
     p = to_float(task.p_x).to(device)
     say(f"predicting a network from {len(p)} images ...")
     sync(device)
@@ -402,37 +491,86 @@ def run_demo(model: PudNet, task: Task, other: torch.Tensor | None = None, devic
     net = FastPredictor(model).network(p)  # from a seeded sample of P (`SAMPLE_SIZE` images)
     sync(device)
     seconds = time.perf_counter() - t0
-    say(f"scoring it, an untrained network and the swap on {len(task.q_y)} query images ...")
-    acc, pred = query_accuracy(net, task, device, c.tau)
-    other = None if other is None else to_float(fit(other)).to(device)
-    floors = {k: query_accuracy(f, task, device, c.tau)[0] for k, f in floor_networks(model, p, other).items()}
-    return DemoResult(task, model, net, pred, acc, seconds, floors)
+    say(f"scoring it on {len(task.q_y)} query images ...")
+    acc, pred = query_accuracy(net, task, device, model.config.tau)
+    return DemoResult(task, model, net, pred, acc, seconds, {})
+
+def score_floors(r: DemoResult, other: torch.Tensor | None = None, device='cpu', on_stage=None) -> DemoResult:
+    """Score the floors of `r` the way its network was scored (`other`: uint8 images of another dataset, for the swap);
+    fills `r.floors`."""
+    c, say = r.model.config, on_stage or (lambda message: None)
+    say(f"scoring an untrained network and the swap on the same {len(r.task.q_y)} query images ...")
+    p = to_float(r.task.p_x).to(device)
+    other = None if other is None else to_float(adapt_images(other, c.in_channels, c.image_size)).to(device)
+    r.floors = {k: query_accuracy(f, r.task, device, c.tau)[0] for k, f in floor_networks(r.model, p, other).items()}
+    return r
+
+def run_demo(model: PudNet, task: Task, other: torch.Tensor | None = None, device='cpu', on_stage=None) -> DemoResult:
+    """Predict a network for `task`'s P (the fast path), score it on Q, and score the floors the same way (`other`:
+    uint8 images of another dataset, for the swap). No widgets: `on_stage(message)`, if given, hears each step."""
+    return score_floors(predict_and_score(model, task, device, on_stage), other, device, on_stage)
+
 
 # %% ../nbs/12_widgets.ipynb #dd5874b6
 class ClassPicker(W.VBox):
-    "Choose classes among many: the chosen names as tags (type to complete), a count of the choice, and a random draw."
+    """Choose classes among many: the chosen names as tags, a box that adds a class by name (Enter), a count of the
+    choice, and a random draw."""
     value = traitlets.Tuple(help="chosen label ids, in the order chosen")
     options = traitlets.List(help="(name, label id) of every class")
+    draw_from = traitlets.List(help="groups of label ids; a random draw takes its classes from one group (empty: all)")
+    seen = traitlets.List(help="label ids the checkpoint was meta-trained on: the count says how many are chosen")
 
     def __init__(self, description: str = 'classes', n_random: int = 5, seed: int | None = None,
                  label_width: str = '130px'):
         self.n_random, self._rng = n_random, random.Random(seed)
-        self.tags = W.TagsInput(allowed_tags=[], allow_duplicates=False, placeholder='type a class name',
-                                layout=W.Layout(width='330px'))
-        self.draw = W.Button(description=f'{n_random} at random', icon='random', tooltip='choose classes at random',
-                             layout=W.Layout(width='130px'))
-        self.count = W.HTML()
+        # any text becomes a tag in the browser; `_on_tags` keeps the known names and clears the rest
+        self.tags = W.TagsInput(allowed_tags=[], allow_duplicates=False, placeholder='', layout=W.Layout(width='330px'))
+        self.entry = W.Combobox(placeholder='type a class name, then Enter', ensure_option=False,
+                                continuous_update=False, layout=W.Layout(width='330px'))
+        self.draw = W.Button(description='at random', icon='random', layout=W.Layout(width='130px'),
+                             tooltip=f'choose up to {n_random} classes at random')
+        self.count, self.note = W.HTML(), W.HTML()
         label = W.HTML(f"<div style='text-align:right;padding-right:8px'>{description}</div>",
                        layout=W.Layout(width=label_width))
-        indent = W.Label('', layout=W.Layout(width=label_width))
-        super().__init__([W.HBox([label, self.tags]), W.HBox([indent, self.draw, self.count])])
-        self.tags.observe(lambda c: self._set_ids([self._ids[n] for n in c.new if n in self._ids]), names='value')
+        indent = lambda: W.Label('', layout=W.Layout(width=label_width))
+        super().__init__([W.HBox([label, self.tags]), W.HBox([indent(), self.entry, self.note]),
+                          W.HBox([indent(), self.draw, self.count])])
+        self.add_class('pudnet-class-picker')
+        self.tags.observe(lambda c: self._on_tags(c.new), names='value')
+        self.entry.observe(lambda c: self._on_entry(c.new), names='value')
         self.draw.on_click(lambda _: self.pick_random())
 
     @property
     def _ids(self) -> dict: return {name: i for name, i in self.options}
     @property
     def _names(self) -> dict: return {i: name for name, i in self.options}
+
+    def find(self, text: str) -> int | None:
+        "The label id of the class called `text` (any case; in 'domain/name' classes, the name alone will do), or None."
+        key = text.strip().casefold()
+        exact = [i for name, i in self.options if name.casefold() == key]
+        short = [i for name, i in self.options if name.rsplit('/', 1)[-1].casefold() == key]
+        return exact[0] if exact else short[0] if len(short) == 1 else None
+
+    def _reject(self, text: str):
+        self.note.value = f"<span style='color:#c62828'>no class called '{text.strip()}'</span>"
+
+    def _on_entry(self, text: str):
+        "Text submitted in the box (Enter): a known class joins the choice; anything else is cleared with a message."
+        if not text.strip(): return
+        i = self.find(text)
+        if i is None: self._reject(text)
+        else: self.note.value, self.value = '', self.value + (i,)
+        self.entry.value = ''
+
+    def _on_tags(self, names: list):
+        "Tags changed in the browser (a cross, or text typed among them): keep the known classes, drop the rest."
+        ids = [self.find(n) for n in names]
+        for n, i in zip(names, ids):
+            if i is None: self._reject(n)
+        ids = [i for i in ids if i is not None]
+        if tuple(ids) != self.value: self.value = tuple(ids)
+        else: self._new_value()  # nothing changed but a rejected tag: show the choice again
 
     @traitlets.validate('value')
     def _valid(self, proposal):
@@ -443,61 +581,76 @@ class ClassPicker(W.VBox):
 
     @traitlets.observe('options')
     def _new_options(self, change):
-        self.value = ()
-        self.tags.allowed_tags = [name for name, _ in self.options]
+        self.value, self.note.value = (), ''
+        self.entry.options = [name for name, _ in self.options]
         self.draw.disabled = len(self.options) < 2
 
-    @traitlets.observe('value')
-    def _new_value(self, change):
+    @traitlets.observe('value', 'seen')
+    def _new_value(self, change=None):
         names = [self._names[i] for i in self.value]
         if list(self.tags.value) != names: self.tags.value = names
-        self.count.value = f"{len(self.value)} of {len(self.options)} classes chosen"
-
-    def _set_ids(self, ids: list):
-        if tuple(ids) != self.value: self.value = tuple(ids)
+        seen = [i for i in self.value if i in set(self.seen)]
+        self.count.value = (f"{len(self.value)} of {len(self.options)} classes chosen"
+                            + (f"; <b>{len(seen)} seen in meta-training</b>" if seen else ''))
 
     def pick_random(self, k: int | None = None) -> tuple:
-        "Choose `k` classes at random (default `n_random`, at most all of them), sorted by label id."
-        ids = [i for _, i in self.options]
-        self.value = tuple(sorted(self._rng.sample(ids, min(k or self.n_random, len(ids)))))
+        """Choose `k` classes at random (default `n_random`) from one group of `draw_from` (default: all classes), sorted
+        by label id."""
+        groups = [g for g in self.draw_from if len(g) >= 2] or [[i for _, i in self.options]]
+        group = self._rng.choice(groups)
+        self.value = tuple(sorted(self._rng.sample(group, min(k or self.n_random, len(group)))))
         return self.value
 
+
 # %% ../nbs/12_widgets.ipynb #96e642ae
-def _meta_train_classes(dataset: str, data: ImageData) -> list:
-    "Class ids of `dataset` its demo checkpoint was meta-trained on (none when it learned another dataset)."
-    if _checkpoint_source(dataset) != dataset: return []
-    return _resolve(get_protocol(DEMO_PROTOCOLS[dataset]).train_classes, data.classes)
-
 SWAP_NOISE = 1.0  # points: a smaller swap gap on one task is a few query images, not evidence that P mattered
-FLOOR_NAMES = {'untrained': 'an untrained network', 'swap': "PudNet's network predicted from the other classes' images"}
+FLOOR_NAMES = {'untrained': 'an untrained network', 'swap': "PudNet's network predicted from other classes' images",
+               'swap-domain': "PudNet's network predicted from another domain's images"}  # the swap, in a mixture
+SWAP_CHAPTER = 'https://pudnet.github.io/pudnet/18_swap/'  # the docs chapter that shows why the swap often ties
+SWAP_LESSON = ("Equal scores with the swap mean the predicted network does not depend on these images: PudNet would "
+               f"have handed over nearly the same network for any others (<a href='{SWAP_CHAPTER}' target='_blank' "
+               "style='color:#1565c0;text-decoration:underline'>"
+               "the swap chapter</a> shows why).")
 
-def floor_sentence(acc: float, floors: dict) -> str:
-    "What the floors (`floor_networks`' keys -> accuracy, 0-1) say about PudNet's accuracy `acc`, in one HTML sentence."
-    parts = []
-    for key, a in floors.items():
-        gap = 100 * (acc - a)
-        if key == 'swap' and abs(gap) < 0.05: verdict = 'the same: this prediction did not depend on P'
-        elif key == 'swap' and abs(gap) < SWAP_NOISE: verdict = f"PudNet {gap:+.1f} points: within one task's noise"
-        elif gap > 0: verdict = f"PudNet +{gap:.1f} points" + (': P mattered' if key == 'swap' else '')
-        else: verdict = f"PudNet {gap:.1f} points" + (', below the floor' if key == 'untrained' else '')
-        parts.append(f"{FLOOR_NAMES[key]} <b>{a:.1%}</b> ({verdict})")
+def _verdict(key: str, gap: float) -> str:
+    "What PudNet's lead of `gap` points over the floor `key` means."
+    if abs(gap) < 0.05:
+        return 'the same: this prediction did not depend on P' if key == 'swap' else 'the same: PudNet added nothing'
+    if key == 'swap' and abs(gap) < SWAP_NOISE: return f"PudNet {gap:+.1f} points: within one task's noise"
+    if gap > 0: return f"PudNet +{gap:.1f} points" + (': P mattered' if key == 'swap' else '')
+    return f"PudNet {gap:.1f} points" + (', below the floor' if key == 'untrained' else '')
+
+def floor_sentence(acc: float, floors: dict, names: dict | None = None) -> str:
+    """What the floors (`floor_networks`' keys -> accuracy, 0-1) say about PudNet's accuracy `acc`, in one HTML sentence
+    (`names`: key -> how to call each floor, default `FLOOR_NAMES`)."""
+    names = {**FLOOR_NAMES, **(names or {})}
+    parts = [f"{names[k]} <b>{pct(a)}</b> ({_verdict(k, round(100 * acc, 1) - round(100 * a, 1))})"
+             for k, a in floors.items()]
     return 'Scored the same way: ' + '; '.join(parts) + '.'
 
 class PudNetDemo:
     "The classroom demo: choose data and checkpoint, predict a network, see its answers and race it against Adam."
     def __init__(self, checkpoint: str | Path | None = None,  # a PudNet checkpoint; None/'': the cached demo checkpoint
                  dataset: str = 'digits',
-                 classes: list | None = None,  # preselected classes (label ids); default: digits 6-9
+                 classes: list | None = None,  # preselected classes (label ids); default: `default_classes(dataset)`
                  per_class: int = 40, epochs: int = 10,  # images per class in P; Adam's epochs in the race
                  device: str | None = None,  # default: 'cuda' when available, else 'cpu'
                  background: bool = True):  # run the race in a thread (False: inside `predict`, for scripts and tests)
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self.background, self.figures, self.result, self.checkpoint_path = background, {}, None, None
+        self.timings = {}  # seconds from pressing Predict to 'first result' (PudNet's) and to 'floors'
         self._models, self._thread, self._stop = {}, None, threading.Event()
-        style = {'description_width': '130px'}
         if dataset not in available_datasets():
             raise ValueError(f"dataset {dataset!r} is not available here; choose one of {available_datasets()} "
                              f"(Fashion-MNIST and CIFAR need the shared copies: set PUDNET_DATA)")
+        self._make_inputs(dataset, per_class, epochs, checkpoint)
+        self._make_outputs(epochs)
+        self._watch()
+        self._on_dataset(None, classes)
+
+    def _make_inputs(self, dataset: str, per_class: int, epochs: int, checkpoint):
+        "The dataset list, class picker, sliders, checkpoint box and Predict button."
+        style = {'description_width': '130px'}
         self.dataset = W.Dropdown(options=available_datasets(), value=dataset, description='dataset', style=style)
         self.classes = ClassPicker()
         self.per_class = W.IntSlider(value=per_class, min=10, max=500, description='images per class', style=style)
@@ -507,57 +660,86 @@ class PudNetDemo:
                                  style=style, layout=W.Layout(width='480px'))
         self.button = W.Button(description='Predict', button_style='primary', icon='bolt',
                                tooltip='predict a network for P')
+
+    def _make_outputs(self, epochs: int):
+        "The status line, the checkpoint-training bar (one, reused), the race bar, the log and the figures' outputs."
+        style = {'description_width': '130px'}
         self.status = W.HTML()
+        self.status.add_class('pudnet-status')
+        self.train_bar = W.IntProgress(value=0, min=0, max=DEMO_STEPS, description='meta-training', style=style,
+                                       layout=W.Layout(display='none'))  # shown while a demo checkpoint trains
+        self.train_bar.add_class('pudnet-train-bar')
         self.race_bar = W.IntProgress(value=0, min=0, max=epochs, description='Adam', style=style)
-        self.race_text = W.HTML()
-        self.log = W.Output()
+        self.race_text, self.log = W.HTML(), W.Output()
         self.out = {k: W.Output() for k in ('grid', 'accuracy', 'confusion', 'race', 'weights', 'sketches')}
         self.out['grid'].layout.width = '60%'
-        self.dataset.observe(self._on_dataset, names='value')
-        self.classes.observe(self._on_classes, names='value')
-        self._on_dataset(None, classes)
-        self.button.on_click(self.predict)
         inputs = W.VBox([self.per_class, self.epochs, self.checkpoint, self.button])
         charts = W.VBox([self.out['accuracy'], self.out['confusion']], layout=W.Layout(width='40%'))
         self.ui = W.VBox([
             W.HBox([W.VBox([self.dataset, self.classes]), inputs]),
-            self.status, self.log,
+            self.status, self.train_bar, self.log,
             W.HBox([self.out['grid'], charts]),
             W.HBox([self.race_bar, self.race_text]), self.out['race'],
             self.out['weights'], self.out['sketches']])
         self.ui.add_class('pudnet-demo')
+
+    def _watch(self):
+        "Connect the inputs: a new dataset offers its classes; any new choice clears the results on screen."
+        self.dataset.observe(self._on_dataset, names='value')
+        self.classes.observe(self._on_classes, names='value')
+        for w in (self.per_class, self.epochs, self.checkpoint): w.observe(self._on_choice, names='value')
+        self.button.on_click(self.predict)
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.ui)
 
     def _on_dataset(self, change, classes=None):
-        "New dataset: clear the previous results, load it (once) and offer its classes."
+        "New dataset: clear the previous results, load it (once) and offer its classes, preselecting unseen ones."
         self.clear()
-        self._say(f"loading {self.dataset.value} ...")
-        try: p, _ = _dataset(self.dataset.value)
+        ds = self.dataset.value
+        self._say(f"loading {ds} ...")
+        try: p, _ = _dataset(ds)
         except (OSError, ValueError) as e:
-            self._say(f"<b>Cannot load {self.dataset.value}:</b> {e}", error=True)
+            self._say(f"<b>Cannot load {ds}:</b> {e}", error=True)
             return
-        self._say(f"{self.dataset.value}: {len(p):,} images of {len(p.classes)} classes. "
-                  f"Choose classes and press Predict.")
         self.classes.options = [(str(name), i) for i, name in enumerate(p.classes)]
-        default = tuple(range(6, 10)) if self.dataset.value == 'digits' else (0, 1, 2, 3)
-        self.classes.value = tuple(classes) if classes is not None else default
+        self.classes.seen, self.classes.draw_from = seen_classes(ds), unseen_groups(ds)
+        self.classes.value = tuple(classes) if classes is not None else default_classes(ds)
 
     def _on_classes(self, change=None):
-        "New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images)."
-        if not self.classes.value: return
-        p, q = _dataset(self.dataset.value)
-        smallest = min(int((p.y == c).sum()) for c in self.classes.value)
-        self.per_class.max = max(self.per_class.min, smallest if q is not None else smallest - 1)
+        """New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images);
+        the results clear."""
+        if self.classes.value:
+            p, q = _dataset(self.dataset.value)
+            smallest = min(int((p.y == c).sum()) for c in self.classes.value)
+            self.per_class.max = max(self.per_class.min, smallest if q is not None else smallest - 1)
+        self._on_choice()
+
+    def _on_choice(self, change=None):
+        "Any new choice: the results on screen are for another choice, so they go; the status says what Predict will do."
+        self.clear()
+        self._prompt()
+
+    def _prompt(self):
+        "The status line before Predict: the dataset, the choice, and a warning when few query images would remain."
+        ds, chosen = self.dataset.value, self.classes.value
+        p, q = _dataset(ds)
+        text = f"{ds}: {len(p):,} images of {len(p.classes)} classes. "
+        if len(chosen) < 2:
+            self._say(text + "Choose at least 2 classes: type their names or draw some at random.")
+            return
+        warning = queries_warning(queries_left(p, q, chosen, self.per_class.value))
+        self._say(text + f"P: {self.per_class.value} images of each of the {len(chosen)} chosen classes. Press Predict."
+                  + (f"<br><b>Warning:</b> {warning}." if warning else ''))
 
     def clear(self):
-        "Remove the results on screen (figures, race), e.g. when the dataset changes or a choice is rejected."
+        "Remove the results on screen (figures, race), e.g. when the choice changes or is rejected."
         self.stop()
-        self.figures, self.result = {}, None
+        self.figures, self.result, self.timings = {}, None, {}
         for out in self.out.values(): out.outputs = ()
         self.race_bar.value, self.race_bar.bar_style, self.race_text.value = 0, '', ''
+        self.train_bar.layout.display = 'none'
 
     @property
     def message(self) -> str:
@@ -571,17 +753,27 @@ class PudNetDemo:
         self.figures[name] = fig
         self.out[name].outputs = (_bundle(fig),)
 
+    def _train_checkpoint(self, ds: str) -> Path:
+        "Meta-train the dataset's demo checkpoint (first use only), the bar under the status line advancing with it."
+        self._say(f"meta-training the demo checkpoint for {ds} on the meta-train classes of {_checkpoint_source(ds)} "
+                  f"(first use only: {DEMO_STEPS} steps, the bar below shows them; then cached in {cache_dir()}) ...")
+        bar = self.train_bar
+        bar.max, bar.value, bar.bar_style, bar.layout.display = DEMO_STEPS, 0, '', None
+        def on_step(step, steps): bar.max, bar.value = steps, step
+        try:
+            with self.log: path = demo_checkpoint(ds, progress=False, on_step=on_step)
+        except Exception:
+            bar.bar_style = 'danger'
+            raise
+        bar.bar_style = 'success'
+        return path
+
     def _model(self) -> PudNet:
         """The PudNet of the checkpoint box (loaded once per file version); when it is empty, the dataset's cached demo
         checkpoint."""
         text, ds = self.checkpoint.value.strip(), self.dataset.value
         if text: path = Path(text).expanduser()
-        else:
-            if not _demo_path(ds).exists():
-                self._say(f"training the demo checkpoint for {ds} on the meta-train classes of "
-                          f"{_checkpoint_source(ds)} (first use only, a minute or two on a CPU; "
-                          f"the bar below shows it; cached in {cache_dir()}) ...")
-            with self.log: path = demo_checkpoint(ds)
+        else: path = _demo_path(ds) if _demo_path(ds).exists() else self._train_checkpoint(ds)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist: give the path of a PudNet checkpoint "
                                     f"(from `pudnet train` or `pudnet demo`), or leave the box empty for the "
@@ -591,48 +783,74 @@ class PudNetDemo:
         if key not in self._models:
             model = PudNet.load(path, map_location=self.device).eval()
             c = model.config
-            warm_up = torch.zeros(2, c.in_channels, c.image_size, c.image_size, device=self.device)
+            warm_up = torch.linspace(-1, 1, 2 * c.in_channels * c.image_size ** 2, device=self.device)  # pixels in [-1, 1]
+            warm_up = warm_up.view(2, c.in_channels, c.image_size, c.image_size)
             FastPredictor(model).network(warm_up)
             self._models = {key: model}
         return self._models[key]
 
     def predict(self, _=None) -> DemoResult | None:
-        """The Predict button: check the inputs, predict a network for P, show its answers, start the race. None on bad
-        input."""
+        """The Predict button: check the inputs, predict a network for P and show its answers, then the floors; start
+        the race. None on bad input."""
         self.clear()
         self.button.disabled = True
+        t0 = time.perf_counter()
         try:
-            try: r = self._predict()
-            except (ValueError, FileNotFoundError, TypeError) as e:
-                self.clear()
-                self._say(f"<b>Cannot predict:</b> {e}", error=True)
-                return None
-            except Exception as e:  # an unexpected failure: say so in the widget, keep the traceback in the log
-                self.clear()
-                self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
-                self.log.append_stdout(traceback.format_exc())
-                return None
-            self._show('grid', prediction_grid(r.task.q_x, r.task.q_y, r.pred, r.names))
-            self._show('accuracy', accuracy_bars(r.task.q_y, r.pred, r.names))
-            self._show('confusion', confusion_figure(r.task.q_y, r.pred, r.names))
-            self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value, self._floor_names(r)))
-            self._say(f"PudNet predicted a {r.model.config.arch} ({r.n_params:,} parameters) "
-                      f"from {len(r.task.p_x)} images in <b>{r.seconds:.2f} s</b> on {self.device}: "
-                      f"accuracy <b>{r.acc:.1%}</b> on {len(r.task.q_y)} "
-                      f"query images ({r.task.ways} classes, {len(r.task.shot_idx)} labelled images)."
-                      + '<br>' + floor_sentence(r.acc, r.floors)
-                      + ''.join(f"<br><i>{n}</i>" for n in r.notes))
-            self.result = r
+            first = self._guarded(self._first_result)
+            r = first and self._guarded(self._with_floors, *first[:2])
+            if r is not None: self.timings = {'first result': first[2], 'floors': time.perf_counter() - t0}
         finally: self.button.disabled = False
-        self._stop = threading.Event()
+        if r is None: return None
+        self.result, self._stop = r, threading.Event()
         if self.background:
             self._thread = threading.Thread(target=self._race, args=(r, self._stop), daemon=True)
             self._thread.start()
         else: self._race(r, self._stop)
         return r
 
-    def _predict(self) -> DemoResult:
-        "Inputs -> task -> `run_demo` -> the names and notes the status line needs."
+    def _guarded(self, step, *args):
+        "Run one step of `predict`; a failure clears the screen and is said in the status line (None)."
+        try: return step(*args)
+        except (ValueError, FileNotFoundError, TypeError) as e:
+            self.clear()
+            self._say(f"<b>Cannot predict:</b> {e}", error=True)
+        except Exception as e:  # an unexpected failure: say so in the widget, keep the traceback in the log
+            self.clear()
+            self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
+            self.log.append_stdout(traceback.format_exc())
+
+    def _first_result(self) -> tuple:
+        "PudNet's own result, on screen as soon as it is scored: (result, the swap's images, seconds since the click)."
+        t0 = time.perf_counter()
+        r, other = self._predict()
+        self._show('grid', prediction_grid(r.task.q_x, r.task.q_y, r.pred, r.names))
+        self._show('accuracy', accuracy_bars(r.task.q_y, r.pred, r.names))
+        self._show('confusion', confusion_figure(r.task.q_y, r.pred, r.names))
+        self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value))
+        self._say(self._headline(r) + "<br><i>scoring an untrained network and the swap the same way ...</i>"
+                  + self._notes(r))
+        return r, other, time.perf_counter() - t0
+
+    def _with_floors(self, r: DemoResult, other: torch.Tensor | None) -> DemoResult:
+        "The floors, scored the same way, added to the status line and the race plot."
+        score_floors(r, other, self.device)
+        self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value, self._floor_labels(r)))
+        lesson = '<br>' + SWAP_LESSON if 'swap' in r.floors else ''
+        self._say(self._headline(r) + '<br>' + floor_sentence(r.acc, r.floors, self._floor_names()) + lesson
+                  + self._notes(r))
+        return r
+
+    def _headline(self, r: DemoResult) -> str:
+        "The first line of a result: what PudNet made, how fast, how accurate."
+        return (f"PudNet predicted a {r.model.config.arch} ({r.n_params:,} parameters) from {len(r.task.p_x)} images "
+                f"in <b>{r.seconds:.2f} s</b> on {self.device}: accuracy <b>{pct(r.acc)}</b> on {len(r.task.q_y)} "
+                f"query images ({r.task.ways} classes, {len(r.task.shot_idx)} labelled images).")
+
+    @staticmethod
+    def _notes(r: DemoResult) -> str: return ''.join(f"<br>{n}" for n in r.notes)
+
+    def _predict(self) -> tuple:
+        "Inputs -> task -> `predict_and_score`, with the names and notes the status line needs: (result, swap images)."
         classes = list(self.classes.value)
         if len(classes) < 2:
             raise ValueError(f"select at least 2 classes (got {len(classes)}): type their names or draw some at random")
@@ -640,26 +858,37 @@ class PudNetDemo:
         task = demo_task(p_data, q_data, classes, self.per_class.value)
         self._say("loading the checkpoint ...")
         model = self._model()
-        c, notes = model.config, []
-        if task.p_x.shape[1:] != (c.in_channels, c.image_size, c.image_size):
-            notes.append(f"images converted from {tuple(p_data.shape)} to "
-                         f"{(c.in_channels, c.image_size, c.image_size)} to fit the checkpoint; "
-                         f"it was meta-trained on other data, so expect lower accuracy")
-        r = run_demo(model, task, other_images(p_data, classes, len(task.p_x)), self.device, self._say)
-        names = [self.classes.options[[v for _, v in self.classes.options].index(k)][0] for k in task.classes]
-        notes.append(f"checkpoint: {self.checkpoint_path.name}" + ('' if self.checkpoint.value.strip() else
-                     f" (the demo checkpoint of {_checkpoint_source(self.dataset.value)}; for a better one: "
-                     f"<code>pudnet train --protocol {DEMO_PROTOCOLS[self.dataset.value]}</code>)"))
-        seen = (sorted(set(classes) & set(_meta_train_classes(self.dataset.value, p_data)))
-                if not self.checkpoint.value.strip() else [])
-        if seen:
-            seen_names = ', '.join(dict(zip(task.classes, names))[k] for k in seen)
-            notes.append(f"the demo checkpoint was meta-trained on {seen_names}: these classes are not unseen")
-        r.names, r.notes = names, notes
-        return r
+        r = predict_and_score(model, task, self.device, self._say)
+        r.names = [self.classes._names[k] for k in task.classes]
+        r.notes = self._result_notes(r, p_data, classes)
+        return r, other_images(p_data, classes, len(task.p_x))
 
-    @staticmethod
-    def _floor_names(r: DemoResult) -> dict: return {FLOOR_NAMES[k]: a for k, a in r.floors.items()}
+    def _result_notes(self, r: DemoResult, p_data: ImageData, classes: list) -> list:
+        "Sentences under a result: too few queries, converted images, the checkpoint used, classes it has seen."
+        c, notes, ds = r.model.config, [], self.dataset.value
+        if warning := queries_warning(int(r.task.q_y.bincount().min())): notes.append(f"<b>Warning:</b> {warning}.")
+        if p_data.shape != (c.in_channels, c.image_size, c.image_size):
+            notes.append(f"<i>images converted from {tuple(p_data.shape)} to "
+                         f"{(c.in_channels, c.image_size, c.image_size)} to fit the checkpoint; "
+                         f"it was meta-trained on other data, so expect lower accuracy</i>")
+        own = bool(self.checkpoint.value.strip())
+        notes.append(f"<i>checkpoint: {self.checkpoint_path.name}" + ('' if own else
+                     f" (the demo checkpoint of {_checkpoint_source(ds)}; for a better one: "
+                     f"<code>pudnet train --protocol {DEMO_PROTOCOLS[ds]}</code>)") + '</i>')
+        if seen := ([] if own else [k for k in classes if k in set(seen_classes(ds))]):
+            notes.append(f"<b>seen in meta-training:</b> {', '.join(self.classes._names[k] for k in seen)} "
+                         f"(the demo checkpoint learned these classes: this P is not an unseen dataset)")
+        return notes
+
+    def _floor_names(self) -> dict:
+        "How the status line calls each floor (the swap: another domain's images, in a mixture)."
+        mixture = _dataset(self.dataset.value)[0].domains is not None
+        return {'untrained': FLOOR_NAMES['untrained'], 'swap': FLOOR_NAMES['swap-domain' if mixture else 'swap']}
+
+    def _floor_labels(self, r: DemoResult) -> dict:
+        "The floors of `r` for the race plot: name -> accuracy."
+        names = self._floor_names()
+        return {names[k]: a for k, a in r.floors.items()}
 
     def _race(self, r: DemoResult, stop: threading.Event):
         "Adam from scratch on the same P, one plot update per epoch; then the look-inside views."
@@ -669,9 +898,9 @@ class PudNetDemo:
         def on_epoch(epoch, acc, seconds, net, head):
             curve['acc'][epoch], curve['seconds'][epoch], trained['net'] = acc, seconds, net
             self.race_bar.value = epoch
-            self.race_text.value = (f"epoch {epoch}/{n_epochs}: Adam {acc:.1%} after {seconds:.2f} s "
-                                    f"(PudNet: {r.acc:.1%} in {r.seconds:.2f} s)")
-            self._show('race', race_figure(curve, r.acc, r.seconds, n_epochs, self._floor_names(r)))
+            self.race_text.value = (f"epoch {epoch}/{n_epochs}: Adam {pct(acc)} after {seconds:.2f} s "
+                                    f"(PudNet: {pct(r.acc)} in {r.seconds:.2f} s)")
+            self._show('race', race_figure(curve, r.acc, r.seconds, n_epochs, self._floor_labels(r)))
             return stop.is_set()
         try:
             c = r.model.config
@@ -694,8 +923,10 @@ class PudNetDemo:
         """This P's sketch among those of other random P's: same classes (resampled) and other class subsets of the same
         data."""
         p_data, _ = _dataset(self.dataset.value)
-        task, per_class = r.task, self.per_class.value
-        all_classes = sorted(set(p_data.y.tolist()))
+        task, sizes = r.task, p_data.y.bincount(minlength=len(p_data.classes))
+        # P's size, less where a class would keep no image outside P (each draw also sets a query image aside)
+        per_class = min(self.per_class.value, int(sizes[task.classes].min()) - 1)
+        all_classes = [c for c in range(len(sizes)) if sizes[c] > per_class]
         ways = task.ways
         same = [demo_task(p_data, None, task.classes, per_class, seed=s).p_x for s in range(1, n_other + 1)]
         rng = np.random.default_rng(0)
