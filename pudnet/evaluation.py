@@ -27,8 +27,8 @@ from .tasks import sample_task
 # %% auto #0
 __all__ = ['SCRATCH_SEED_STRIDE', 'UNTRAINED_ROW', 'SWAP_ROW', 'GIT_TIMEOUT', 'FIXED_BN', 'mean_ci95', 'paired_difference',
            'evaluate_pudnet', 'evaluate_scratch', 'untrained_network', 'task_sketch', 'evaluate_floors', 'git_commit',
-           'device_name', 'make_record', 'write_records', 'speedup', 'floor_records', 'compare', 'format_table',
-           'markdown_table', 'user_tasks']
+           'device_name', 'make_record', 'write_records', 'speedup', 'floor_records', 'compare', 'percent',
+           'format_table', 'markdown_table', 'user_tasks']
 
 # %% ../nbs/10_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -192,13 +192,14 @@ def compare(protocol: str, model: PudNet, tasks: list, scratch_tasks: int = 5, e
                                        epochs=e, speedup_to_pudnet=speedup(p_acc, p_sec, curve)))
     return records
 
-def _percent(mean: float, ci: float) -> str:
-    "A mean ± CI (fractions) in percent or points, 2 decimals; no CI when it is NaN (one task)."
-    return f"{100 * mean:.2f}" + ('' if math.isnan(ci) else f" ± {100 * ci:.2f}")
+def percent(mean: float, ci: float, sign: bool = False) -> str:
+    "A mean ± CI (fractions) in percent or points, 2 decimals ('+' with `sign`, never '-0.00'); no CI when it is NaN."
+    value = round(100 * mean, 2) + 0.0  # no '-0.00'
+    return f"{value:{'+' if sign else ''}.2f}" + ('' if math.isnan(ci) else f" ± {100 * ci:.2f}")
 
 def _pudnet_minus(r: dict) -> str:
     "'+x.xx ± y.yy' for a floor record (PudNet minus it, points), '' for the others."
-    return '' if 'pudnet_minus' not in r else '+' * (r['pudnet_minus'] >= 0) + _percent(r['pudnet_minus'], r['pudnet_minus_ci95'])
+    return '' if 'pudnet_minus' not in r else percent(r['pudnet_minus'], r['pudnet_minus_ci95'], sign=True)
 
 def format_table(records: list) -> str:
     "A plain-text table of records: method, tasks, accuracy ± CI, median seconds, PudNet minus it for the floors."
@@ -206,7 +207,7 @@ def format_table(records: list) -> str:
     width = max(22, *map(len, names))
     lines = [f"{'method':<{width}} {'tasks':>5} {'accuracy (%)':>15} {'seconds':>10}   PudNet minus it (points)"]
     for name, r in zip(names, records):
-        lines.append(f"{name:<{width}} {r['n_tasks']:>5} {_percent(r['mean'], r['ci95']):>15} "
+        lines.append(f"{name:<{width}} {r['n_tasks']:>5} {percent(r['mean'], r['ci95']):>15} "
                      f"{r['seconds_median']:>10.4f}   {_pudnet_minus(r)}".rstrip())
     return '\n'.join(lines)
 
@@ -220,7 +221,7 @@ def markdown_table(records: list) -> str:
         sp = r.get('speedup_to_pudnet')
         sp = '' if 'speedup_to_pudnet' not in r else ('never reaches PudNet' if sp is None else
                                                       f'{sp:,.0f}x' if sp >= 10 else f'{sp:.2f}x')
-        rows.append(f"| {name} | {r['n_tasks']} | {_percent(r['mean'], r['ci95'])} | {_pudnet_minus(r)} "
+        rows.append(f"| {name} | {r['n_tasks']} | {percent(r['mean'], r['ci95'])} | {_pudnet_minus(r)} "
                     f"| {r['seconds_median']:.3f} | {sp} | {r['device']} |")
     return '\n'.join(rows)
 
