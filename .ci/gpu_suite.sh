@@ -17,7 +17,7 @@ if [ -d .whl ] && ! python3 -c "import fastcore, fastprogress" 2>/dev/null; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PUDNET_DATA=$DATA PYTHONUNBUFFERED=1
 (nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
-# speed first (about 1.5 minutes): predict time and memory, meta-training tasks/s, the race against Adam (nbs/19_speed);
+# speed first (about 1.5 minutes): predict time and memory, meta-training tasks/s, the race against Adam (nbs/24_speed);
 # its PudNet is meta-trained there for a few steps, the records say so
 # (PUDNET_SPEED_ARGS replaces its options, e.g. for the CPU smoke test)
 timeout 150 python3 -c "import sys; from pudnet.cli import main; sys.exit(main())" bench --speed --out "$OUT/speed" \

@@ -56,7 +56,7 @@ def jupyterlab(tmp_path):
     except ImportError as e: pytest.skip(f"the playwright Python package is not installed ({e}): pip install -e '.[dev]'")
     work, cache = tmp_path / 'lab', tmp_path / 'cache'
     work.mkdir(); cache.mkdir()
-    shutil.copy(REPO / 'nbs' / '13_demo.ipynb', work / 'demo.ipynb')  # a copy: the browser saves outputs into it
+    shutil.copy(REPO / 'nbs' / '26_demo.ipynb', work / 'demo.ipynb')  # a copy: the browser saves outputs into it
     port, token = _free_port(), 'pudnet-test-' + os.urandom(8).hex()
     env = {**os.environ, 'PUDNET_CACHE': str(cache), 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
            'JUPYTER_CONFIG_DIR': str(tmp_path / 'jupyter-config'), 'JUPYTER_RUNTIME_DIR': str(tmp_path / 'jupyter-runtime')}
@@ -162,7 +162,7 @@ def test_demo_notebook_in_chromium(jupyterlab):
             # the floors beside PudNet, with numbers, and the lesson of the swap, with a link to its chapter
             assert 'Scored the same way: an untrained network' in text and "predicted from other classes' images" in text, text
             assert 'does not depend on these images' in text, text
-            assert status.locator('a[href$="18_swap/"]').count() == 1
+            assert status.locator('a[href$="12_swap/"]').count() == 1
             assert text.count('%') >= 3, text
             demo.filter(has_text='Race finished').wait_for(timeout=180_000)  # Adam's 10 epochs, live
             plots = demo.locator('.js-plotly-plot')

@@ -126,3 +126,25 @@ def test_notebook_is_light(path):
     inline = _inline_plotly(json.loads(path.read_text()))
     assert not inline, (f"{path.name}: plotly.js saved inline in cells {inline}: set pio.renderers.default = 'plotly_mimetype' "
                         "and run the cell again, or delete that output")
+
+
+def _nav_pages(node) -> list:
+    "The page paths in a mkdocs `nav` (nested lists of paths and {title: page or list})."
+    if isinstance(node, str): return [node]
+    if isinstance(node, dict): return [p for v in node.values() for p in _nav_pages(v)]
+    return [p for v in node for p in _nav_pages(v)]
+
+
+def test_the_book_navigation_is_in_reading_order():
+    "The site's navigation lists every notebook once, in four numbered parts, chapters in the order of their numbers."
+    import yaml
+    text = (REPO / 'mkdocs.yml').read_text()
+    nav = yaml.safe_load(text[text.index('\nnav:'):text.index('\ntheme:')])['nav']
+    pages = _nav_pages(nav)
+    notebooks = sorted(str(p.relative_to(REPO / 'nbs')) for p in (REPO / 'nbs').rglob('*.ipynb')
+                       if not any(s.startswith(('_', '.')) for s in p.relative_to(REPO / 'nbs').parts))
+    assert sorted(pages) == notebooks, set(pages) ^ set(notebooks)
+    parts = [next(iter(d)) for d in nav if isinstance(d, dict) and isinstance(next(iter(d.values())), list)]
+    assert [p.split('.')[0] for p in parts[:4]] == ['I', 'II', 'III', 'IV'], parts
+    numbered = [int(p.split('_')[0]) for p in pages if re.match(r'\d\d_', p)]
+    assert numbered == sorted(numbered), numbered

@@ -1,4 +1,4 @@
-"""The learned step (nbs/22_learned_step): it reads the labels, meta-training reaches the step sizes through the step,
+"""The learned step (nbs/16_learned_step): it reads the labels, meta-training reaches the step sizes through the step,
 and the network it is given is never changed."""
 import pytest
 import torch
