@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from scipy.stats import t as student_t
 
-from .core import PudNet
+from .core import PudNet, PudNetConfig
 from .evaluation import (UNTRAINED_ROW, SWAP_ROW, evaluate_pudnet, evaluate_scratch, floor_records, make_record,
                                percent, write_records)
 from .fast import DevicePool
-from .meta_baselines import evaluate_feature_net, train_pretrained
+from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained
+from .training import TrainConfig
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 
 # %% auto #0
