@@ -85,15 +85,15 @@ def meta_baseline(recipe: HeadlineRecipe, pretrained, pool, seed: int) -> tuple:
     return train_meta_baseline(pretrained, pool, cfg, amp=False)
 
 def baseline_records(recipe: HeadlineRecipe, data, tasks: list, arch: str, width: int, seed: int, device='cpu',
-                     **info) -> list:
-    "Records of Pretrained and of Meta-Baseline started from it, on `tasks`, both from `seed`."
+                     info: dict | None = None) -> list:
+    "Records of Pretrained and of Meta-Baseline started from it, on `tasks`, both from `seed` (`info` added to each)."
     net, trained, pool = _pretrained(recipe, data, arch, width, seed, device)
     meta, meta_info = meta_baseline(recipe, net, pool, seed)
     out = []
     for name, n, how in ((PRETRAINED_ROW, net, dict(pretrained=trained)),
                          (META_BASELINE_ROW, meta, dict(pretrained=trained, meta_trained=meta_info))):
         r = evaluate_feature_net(n, tasks, device, amp=False)
-        out.append(make_record(recipe.protocol, name, arch, tasks, r['acc'], r['seconds'], device, bn='task', **how, **info))
+        out.append(make_record(recipe.protocol, name, arch, tasks, r['acc'], r['seconds'], device, bn='task', **how, **(info or {})))
     return out
 
 def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', **extra) -> list:
@@ -104,7 +104,7 @@ def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', *
     pud = evaluate_pudnet(model, tasks, device)
     records = [make_record(recipe.protocol, PUDNET_ROW, arch, tasks, pud['acc'], pud['seconds'], device, bn='task', **info),
                *[{**r, **info} for r in floor_records(recipe.protocol, model, tasks, pud['acc'], device, seed)],
-               *baseline_records(recipe, data, tasks, arch, width, seed, device, **info)]
+               *baseline_records(recipe, data, tasks, arch, width, seed, device, info)]
     scratch = tasks[:recipe.scratch_tasks]
     for e, r in evaluate_scratch(scratch, arch, recipe.epochs, device=device, width=width, seed=seed).items():
         records.append(make_record(recipe.protocol, f'Adam scratch {e} ep', arch, scratch, r['acc'], r['seconds'], device,
@@ -138,8 +138,8 @@ def add_baselines(recipe: HeadlineRecipe, seed: int, folder='results/headline', 
     tasks = protocol_tasks(data, recipe.n_tasks)
     if [t.seed for t in tasks] != old[PUDNET_ROW]['seeds']: raise ValueError(f"{path}: not the recipe's test tasks")
     arch = old[PUDNET_ROW]['arch']
-    new = baseline_records(recipe, data, tasks, arch, PudNetConfig.for_arch(arch).width, seed, device, seed=seed,
-                           selected_on=recipe.selected_on, added_after_the_runs=True)
+    new = baseline_records(recipe, data, tasks, arch, PudNetConfig.for_arch(arch).width, seed, device,
+                           dict(seed=seed, selected_on=recipe.selected_on, added_after_the_runs=True))
     drift = max(abs(a - b) for a, b in zip(new[0]['accs'], old[PRETRAINED_ROW]['accs']))
     if drift > 1e-6: raise RuntimeError(f"Pretrained from seed {seed} does not reproduce {path} (up to {drift:.4f})")
     return write_records(path, records + [r for r in new if r['method'] not in old])
