@@ -72,7 +72,7 @@ def test_every_public_name_has_a_docstring(module):
 
 def _shown(module: str) -> set:
     "Names passed to show_doc in the notebook whose default_exp is `module`."
-    for nb in (REPO / 'nbs').glob('*.ipynb'):
+    for nb in (REPO / 'nbs').rglob('*.ipynb'):
         cells = json.loads(nb.read_text())['cells']
         code = '\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'code')
         if re.search(rf'^#\|\s*default_exp\s+{module}\s*$', code, re.M):

@@ -28,7 +28,7 @@ def test_module_imports_in_fresh_process(module, fresh_imports):
 def test_every_module_has_a_notebook():
     "A renamed or deleted notebook leaves its old module behind: every module must come from a notebook's default_exp."
     exported = set()
-    for nb in (REPO / 'nbs').glob('*.ipynb'):
+    for nb in (REPO / 'nbs').rglob('*.ipynb'):
         for cell in json.loads(nb.read_text())['cells']:
             for line in ''.join(cell['source']).splitlines():
                 if line.startswith('#| default_exp '): exported.add(line.split()[-1])

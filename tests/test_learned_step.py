@@ -1,5 +1,9 @@
-"""The learned step (nbs/16_learned_step): it reads the labels, meta-training reaches the step sizes through the step,
-and the network it is given is never changed."""
+"""The learned step (nbs/16_learned_step, the method) and its experiment drivers (nbs/experiments/06_learned_step_runs,
+`pudnet.step_runs`): the step reads the labels, meta-training reaches the step sizes through the step, the network it
+is given is never changed, and the method stands apart from its experiments."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -107,7 +111,7 @@ def test_a_pudnet_composed_with_the_step_trains_through_both(digits):
 
 def test_the_untrained_row_is_the_start_before_pretraining_and_joins_the_table(digits):
     from pudnet.evaluation import make_record
-    from pudnet.learned_step import STEP_RANDOM_ROW, step_random, step_table
+    from pudnet.step_runs import STEP_RANDOM_ROW, step_random, step_table
     from pudnet.meta_baselines import score_feature_net
     [untrained] = step_random('digits-set', 3, width=16)
     tasks = protocol_tasks(load_protocol_data('digits-set'), 3)
@@ -171,7 +175,8 @@ def test_a_checked_step_refuses_a_step_that_overshoots_and_keeps_its_choices(dig
 
 
 def test_checked_step_experiment_scores_the_stepped_rows_twice_from_one_run(digits):
-    from pudnet.learned_step import STEP_ROWS, checked_step_experiment
+    from pudnet.learned_step import STEP_ROWS
+    from pudnet.step_runs import checked_step_experiment
     cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, n_unlabelled=3, augment=False)
     records, learned = checked_step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=2,
                                                scales=(0.0, 1.0))
@@ -184,7 +189,8 @@ def test_checked_step_experiment_scores_the_stepped_rows_twice_from_one_run(digi
 
 def test_step_experiment_on_a_number_of_tasks_shares_the_start_of_the_composed_run(digits):
     "`steps` makes the step-only control see as many tasks as a `pudnet_step_experiment`, from the same start."
-    from pudnet.learned_step import STEP_ROWS, pudnet_step_experiment, step_experiment
+    from pudnet.learned_step import STEP_ROWS
+    from pudnet.step_runs import pudnet_step_experiment, step_experiment
     cfg = StepConfig(ways=4, n_shot=4, q_per_class=3, augment=False, net_lr=1e-6, max_alpha=1.0)
     alone, learned = step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=3)
     composed, _ = pudnet_step_experiment('digits-set', n_tasks=2, pretrain_epochs=1, cfg=cfg, width=8, steps=3)
@@ -192,3 +198,13 @@ def test_step_experiment_on_a_number_of_tasks_shares_the_start_of_the_composed_r
     start = lambda records: next(r['accs'] for r in records if r['method'] == STEP_ROWS[3])
     assert start(alone) == start(composed), "both start from the same Pretrained network"
     assert learned['step_config']['net_lr'] == 1e-6
+
+
+def test_the_method_imports_without_its_experiments():
+    "pudnet.learned_step is the method: it neither loads nor holds the experiment drivers, which build on it."
+    code = ('import sys, pudnet.learned_step as m; '
+            'print("pudnet.step_runs" in sys.modules, any(hasattr(m, n) for n in ("step_experiment", "step_table"))); '
+            'import pudnet.step_runs as r; print(r.step_swap is m.step_swap)')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['False', 'False', 'True'], r.stdout
