@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .baselines import train_from_scratch
 from .core import PAPER_MODEL, PudNet, PudNetConfig, atomic_write_bytes
@@ -493,205 +494,229 @@ class _SourceRun:
                 r = evaluate_feature_net(net, ts, self.dev, self.cfg.amp, bn=bn)
                 self.bench.add(n, method + suffix, self.arch, ts, r['acc'], r['seconds'], bn=bn, **(info or {}))
 
-    def swap_rows(self, model: PudNet, method: str, protocols: list, own: dict = None, group: str = 'swap',
-                  **extra) -> None:
-        "The swap test (untimed) on the first `swap_tasks` tasks of each of `protocols`, and the weights' spread."
-        cfg = self.cfg
-        for n in protocols:
-            ts = self.tasks[n][:cfg.swap_tasks]
-            accs = swap_test(model, ts, self.meta_tasks, self.dev, cfg.amp, None if own is None else own[n][:len(ts)])
-            spread = weight_spread(model, ts, self.dev)
-            for name, a in accs.items():
-                gap, ci = paired_difference(accs['own P'], a)
-                self.bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a),
-                               group=group, swap=name, gap=gap, gap_ci95=ci, spread=spread, bn='task', **extra)
+# %% ../nbs/21_bench.ipynb #3c76e342
+@patch
+def main_variant(self: _SourceRun, variant: str) -> None:
+    "Meta-train PudNet `variant` (of `ABLATIONS`) with the 'pudnet' share, score it everywhere, swap-test it."
+    bench, arch, main = self.bench, self.arch, self.main
+    mch, tch = ABLATIONS[variant]
+    method = _variant_method(variant)
+    res = bench.part(f'{method} {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} {method}',
+                     arch, self.pool, self.ways, bench.share('pudnet'), self.curve_tasks, mch, tch,
+                     need=_NEED_PUDNET, share='pudnet')
+    if not res: return
+    first = self.trained is None
+    if first: self.trained, self.pud_method = res, method  # the scratch-task rows and fine-tuning use this one
+    model, info = res
+    scored = {}
+    bench.part(f'{method} scoring', self.score_pudnet, model, method, _short(info), {**mch, **tch}, first, scored)
+    self.swap_scored(model, method, scored, _short(info))
+    del model, res
+    if self.dev.type == 'cuda': torch.cuda.empty_cache()
 
-    def swap_scored(self, model: PudNet, method: str, scored: dict, short: dict) -> None:
-        "The swap test on `swapped` of a PudNet scored everywhere (its scores `scored` are the own-P rows)."
-        if self.swapped:
-            own = {n: s['acc'] for n, s in scored.items()}
-            self.bench.part(f'{method} swap test', self.swap_rows, model, method, self.swapped, own, **short)
+@patch
+def score_pudnet(self: _SourceRun, model: PudNet, method: str, short: dict, changes: dict, first: bool,
+                 scored: dict) -> None:
+    "Time a main PudNet's predict, then score it on every task into `scored` (and `pud`, if it is the `first`)."
+    cfg, main = self.cfg, self.main
+    timing = None
+    if cfg.predict_runs: timing = time_predict(model, self.tasks[main][0], self.dev, cfg.amp, cfg.predict_runs)
+    if timing:
+        self.bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, "
+                       f"PudNet.predict {1000 * timing['module']:.2f} ms")
+    for n, ts in {**self.tasks, **self.fewshot}.items():
+        s = scored[n] = _score(model, ts, self.dev, cfg.amp)
+        if first: self.pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
+        self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
+                       predict_timing=timing if n == main else None, bn='task',
+                       **({'variant': changes} if changes else {}))
 
-    def main_variant(self, variant: str) -> None:
-        "Meta-train PudNet `variant` (of `ABLATIONS`) with the 'pudnet' share, score it everywhere, swap-test it."
-        bench, arch, main = self.bench, self.arch, self.main
-        mch, tch = ABLATIONS[variant]
-        method = _variant_method(variant)
-        res = bench.part(f'{method} {arch} meta-training on {main}', train_pudnet, bench, f'{main} {arch} {method}',
-                         arch, self.pool, self.ways, bench.share('pudnet'), self.curve_tasks, mch, tch,
-                         need=_NEED_PUDNET, share='pudnet')
-        if not res: return
-        first = self.trained is None
-        if first: self.trained, self.pud_method = res, method  # the scratch-task rows and fine-tuning use this one
-        model, info = res
-        scored = {}
-        bench.part(f'{method} scoring', self.score_pudnet, model, method, _short(info), {**mch, **tch}, first, scored)
-        self.swap_scored(model, method, scored, _short(info))
-        del model, res
-        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+@patch
+def swap_scored(self: _SourceRun, model: PudNet, method: str, scored: dict, short: dict) -> None:
+    "The swap test on `swapped` of a PudNet scored everywhere (its scores `scored` are the own-P rows)."
+    if self.swapped:
+        own = {n: s['acc'] for n, s in scored.items()}
+        self.bench.part(f'{method} swap test', self.swap_rows, model, method, self.swapped, own, **short)
 
-    def score_pudnet(self, model: PudNet, method: str, short: dict, changes: dict, first: bool, scored: dict) -> None:
-        "Time a main PudNet's predict, then score it on every task into `scored` (and `pud`, if it is the `first`)."
-        cfg, main = self.cfg, self.main
-        timing = None
-        if cfg.predict_runs: timing = time_predict(model, self.tasks[main][0], self.dev, cfg.amp, cfg.predict_runs)
-        if timing:
-            self.bench.log(f"predict on {timing['n_p']} images: fast path {1000 * timing['fast']:.2f} ms, "
-                           f"PudNet.predict {1000 * timing['module']:.2f} ms")
-        for n, ts in {**self.tasks, **self.fewshot}.items():
-            s = scored[n] = _score(model, ts, self.dev, cfg.amp)
-            if first: self.pud[n] = s  # the scratch-task comparison and fine-tuning use the first variant
-            self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
-                           predict_timing=timing if n == main else None, bn='task',
-                           **({'variant': changes} if changes else {}))
+@patch
+def swap_rows(self: _SourceRun, model: PudNet, method: str, protocols: list, own: dict = None, group: str = 'swap',
+              **extra) -> None:
+    "The swap test (untimed) on the first `swap_tasks` tasks of each of `protocols`, and the weights' spread."
+    cfg = self.cfg
+    for n in protocols:
+        ts = self.tasks[n][:cfg.swap_tasks]
+        accs = swap_test(model, ts, self.meta_tasks, self.dev, cfg.amp, None if own is None else own[n][:len(ts)])
+        spread = weight_spread(model, ts, self.dev)
+        for name, a in accs.items():
+            gap, ci = paired_difference(accs['own P'], a)
+            self.bench.add(n, f'{method} [weights from {name}]', model.config.arch, ts, a, [math.nan] * len(a),
+                           group=group, swap=name, gap=gap, gap_ci95=ci, spread=spread, bn='task', **extra)
 
-    def score_random(self) -> None:
-        "Score an untrained network (initialised from the bench's seed)."
-        from pudnet.meta_baselines import _features_net
-        net = _features_net(self.pool, self.arch, self.cfg.width, self.cfg.seed)[0]
-        self.score_net('Random network (untrained)', net)
+# %% ../nbs/21_bench.ipynb #182202c0
+@patch
+def score_random(self: _SourceRun) -> None:
+    "Score an untrained network (initialised from the bench's seed)."
+    from pudnet.meta_baselines import _features_net
+    net = _features_net(self.pool, self.arch, self.cfg.width, self.cfg.seed)[0]
+    self.score_net('Random network (untrained)', net)
 
-    def pretrained(self) -> None:
-        "Train and score Pretrained (kept with its head for the Pretrained-start rows), then Meta-Baseline from it."
-        bench, cfg = self.bench, self.cfg
-        pre = bench.part('Pretrained training', train_pretrained, self.pool, self.arch, cfg.width,
-                         cfg.max_epochs or _NO_EPOCH_CAP, bench.share('pretrained'), amp=cfg.amp, seed=cfg.seed,
-                         return_head=True, need=_NEED_TRAIN, share='pretrained')
-        if not pre: return
-        self.pre, self.pre_head = pre[:2], pre[2]
-        bench.part('Pretrained scoring', self.score_net, 'Pretrained', *self.pre)
-        mb = bench.part('Meta-Baseline training', train_meta_baseline, self.pre[0], self.pool,
-                        _train_config(cfg, self.ways), bench.share('meta_baseline'), amp=cfg.amp, need=_NEED_TRAIN,
-                        share='meta_baseline')
-        if mb: bench.part('Meta-Baseline scoring', self.score_net, 'Meta-Baseline', *mb)
+@patch
+def pretrained(self: _SourceRun) -> None:
+    "Train and score Pretrained (kept with its head for the Pretrained-start rows), then Meta-Baseline from it."
+    bench, cfg = self.bench, self.cfg
+    pre = bench.part('Pretrained training', train_pretrained, self.pool, self.arch, cfg.width,
+                     cfg.max_epochs or _NO_EPOCH_CAP, bench.share('pretrained'), amp=cfg.amp, seed=cfg.seed,
+                     return_head=True, need=_NEED_TRAIN, share='pretrained')
+    if not pre: return
+    self.pre, self.pre_head = pre[:2], pre[2]
+    bench.part('Pretrained scoring', self.score_net, 'Pretrained', *self.pre)
+    mb = bench.part('Meta-Baseline training', train_meta_baseline, self.pre[0], self.pool,
+                    _train_config(cfg, self.ways), bench.share('meta_baseline'), amp=cfg.amp, need=_NEED_TRAIN,
+                    share='meta_baseline')
+    if mb: bench.part('Meta-Baseline scoring', self.score_net, 'Meta-Baseline', *mb)
 
-    def pretrained_start(self) -> None:
-        """PudNets started from the Pretrained network (base kernels, shared parameters and head) at a lower learning
-        rate: first the starting point itself, on the main protocol, then each of `pretrained_start`. None without
-        Pretrained."""
-        if self.pre is None: return
-        if self.cfg.pretrained_start: self.bench.part('Pretrained start before meta-training', self.score_start)
-        for variant in self.cfg.pretrained_start: self.started_variant(variant)
+@patch
+def pretrained_start(self: _SourceRun) -> None:
+    """PudNets started from the Pretrained network (base kernels, shared parameters and head) at a lower learning
+    rate: first the starting point itself, on the main protocol, then each of `pretrained_start`. None without
+    Pretrained."""
+    if self.pre is None: return
+    if self.cfg.pretrained_start: self.bench.part('Pretrained start before meta-training', self.score_start)
+    for variant in self.cfg.pretrained_start: self.started_variant(variant)
 
-    def warm_start(self, model: PudNet) -> PudNet:
-        "Start `model` from the Pretrained network and its head."
-        return model.warm_start(self.pre[0], self.pre_head)
+@patch
+def warm_start(self: _SourceRun, model: PudNet) -> PudNet:
+    "Start `model` from the Pretrained network and its head."
+    return model.warm_start(self.pre[0], self.pre_head)
 
-    def score_start(self) -> None:
-        "Score the Pretrained start before meta-training: the Pretrained network with each task's BatchNorm statistics."
-        cfg, main = self.cfg, self.main
-        m = self.warm_start(PudNet(_model_config(cfg, self.arch, self.pool, base_weights=True)).to(self.dev))
-        s = _score(m, self.tasks[main], self.dev, cfg.amp)
-        self.bench.add(main, 'PudNet, Pretrained start, before meta-training', self.arch, self.tasks[main], s['acc'],
-                       s['seconds'], steps=0, pretrain_seconds=self.pre[1]['train_seconds'])
+@patch
+def score_start(self: _SourceRun) -> None:
+    "Score the Pretrained start before meta-training: the Pretrained network with each task's BatchNorm statistics."
+    cfg, main = self.cfg, self.main
+    m = self.warm_start(PudNet(_model_config(cfg, self.arch, self.pool, base_weights=True)).to(self.dev))
+    s = _score(m, self.tasks[main], self.dev, cfg.amp)
+    self.bench.add(main, 'PudNet, Pretrained start, before meta-training', self.arch, self.tasks[main], s['acc'],
+                   s['seconds'], steps=0, pretrain_seconds=self.pre[1]['train_seconds'])
 
-    def started_variant(self, variant: str) -> None:
-        "Meta-train PudNet `variant` from the Pretrained start at `pretrained_start_lr`, score it, swap-test it."
-        bench, cfg, arch, main = self.bench, self.cfg, self.arch, self.main
-        mch, tch = ABLATIONS[variant]
-        method = _variant_method(variant) + ', Pretrained start'
-        res = bench.part(f'{method} meta-training', train_pudnet, bench, f'{main} {arch} {method}', arch, self.pool,
-                         self.ways, bench.share('pretrained_start'), [], {**mch, 'base_weights': True},
-                         {**tch, 'lr': cfg.pretrained_start_lr}, init=self.warm_start, need=_NEED_PUDNET,
-                         share='pretrained_start')
-        if not res: return
-        model, info = res
-        scored = {}
-        changes = {**mch, **tch, 'base_weights': True, 'lr': cfg.pretrained_start_lr}
-        bench.part(f'{method} scoring', self.score_started, model, method, _short(info), changes, scored)
-        self.swap_scored(model, method, scored, _short(info))
+@patch
+def started_variant(self: _SourceRun, variant: str) -> None:
+    "Meta-train PudNet `variant` from the Pretrained start at `pretrained_start_lr`, score it, swap-test it."
+    bench, cfg, arch, main = self.bench, self.cfg, self.arch, self.main
+    mch, tch = ABLATIONS[variant]
+    method = _variant_method(variant) + ', Pretrained start'
+    res = bench.part(f'{method} meta-training', train_pudnet, bench, f'{main} {arch} {method}', arch, self.pool,
+                     self.ways, bench.share('pretrained_start'), [], {**mch, 'base_weights': True},
+                     {**tch, 'lr': cfg.pretrained_start_lr}, init=self.warm_start, need=_NEED_PUDNET,
+                     share='pretrained_start')
+    if not res: return
+    model, info = res
+    scored = {}
+    changes = {**mch, **tch, 'base_weights': True, 'lr': cfg.pretrained_start_lr}
+    bench.part(f'{method} scoring', self.score_started, model, method, _short(info), changes, scored)
+    self.swap_scored(model, method, scored, _short(info))
 
-    def score_started(self, model: PudNet, method: str, short: dict, changes: dict, scored: dict) -> None:
-        "Score a Pretrained-start PudNet on every task into `scored`."
-        for n, ts in {**self.tasks, **self.fewshot}.items():
-            s = scored[n] = _score(model, ts, self.dev, self.cfg.amp)
-            self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
-                           pretrain_seconds=self.pre[1]['train_seconds'], variant=changes)
+@patch
+def score_started(self: _SourceRun, model: PudNet, method: str, short: dict, changes: dict, scored: dict) -> None:
+    "Score a Pretrained-start PudNet on every task into `scored`."
+    for n, ts in {**self.tasks, **self.fewshot}.items():
+        s = scored[n] = _score(model, ts, self.dev, self.cfg.amp)
+        self.bench.add(n, method, self.arch, ts, s['acc'], s['seconds'], **short,
+                       pretrain_seconds=self.pre[1]['train_seconds'], variant=changes)
 
-    def protonet(self) -> None:
-        "Train and score ProtoNet."
-        bench, cfg = self.bench, self.cfg
-        pn = bench.part('ProtoNet training', train_protonet, self.pool, _train_config(cfg, self.ways), self.arch,
-                        cfg.width, bench.share('protonet'), amp=cfg.amp, need=_NEED_TRAIN, share='protonet')
-        if pn: bench.part('ProtoNet scoring', self.score_net, 'ProtoNet', *pn)
+@patch
+def protonet(self: _SourceRun) -> None:
+    "Train and score ProtoNet."
+    bench, cfg = self.bench, self.cfg
+    pn = bench.part('ProtoNet training', train_protonet, self.pool, _train_config(cfg, self.ways), self.arch,
+                    cfg.width, bench.share('protonet'), amp=cfg.amp, need=_NEED_TRAIN, share='protonet')
+    if pn: bench.part('ProtoNet scoring', self.score_net, 'ProtoNet', *pn)
 
-    def scratch_rows(self) -> None:
-        "Adam / GC from scratch and fine-tuning PudNet's networks on the first `scratch_tasks` tasks of each protocol."
-        bench, cfg, pud = self.bench, self.cfg, self.pud
-        for n, ts in self.tasks.items():
-            sub = ts[:cfg.scratch_tasks]
-            if not sub: continue
-            p_acc = statistics.fmean(pud[n]['acc'][:len(sub)]) if n in pud else None
-            p_sec = statistics.median(pud[n]['seconds'][:len(sub)]) if n in pud else None
-            if n in pud:
-                bench.add(n, self.pud_method, self.arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)],
-                          subset='scratch tasks')
-            rate = _SCRATCH_RATE_GPU if self.dev.type == 'cuda' else _SCRATCH_RATE_CPU  # to skip what cannot finish
-            est = _SCRATCH_NEED * sum(len(t.p_x) for t in sub) * max(cfg.epochs) / rate
-            for method, gc in (('Adam scratch', False), ('GC scratch', True)):
-                bench.part(f'{method} on {n}', self.scratch, n, sub, method, gc, p_acc, p_sec, need=est)
-            if self.trained and cfg.finetune_epochs: bench.part(f'fine-tuning on {n}', self.finetune, n, sub, need=1)
+# %% ../nbs/21_bench.ipynb #dc2b1d41
+@patch
+def scratch_rows(self: _SourceRun) -> None:
+    "Adam / GC from scratch and fine-tuning PudNet's networks on the first `scratch_tasks` tasks of each protocol."
+    bench, cfg, pud = self.bench, self.cfg, self.pud
+    for n, ts in self.tasks.items():
+        sub = ts[:cfg.scratch_tasks]
+        if not sub: continue
+        p_acc = statistics.fmean(pud[n]['acc'][:len(sub)]) if n in pud else None
+        p_sec = statistics.median(pud[n]['seconds'][:len(sub)]) if n in pud else None
+        if n in pud:
+            bench.add(n, self.pud_method, self.arch, sub, pud[n]['acc'][:len(sub)], pud[n]['seconds'][:len(sub)],
+                      subset='scratch tasks')
+        rate = _SCRATCH_RATE_GPU if self.dev.type == 'cuda' else _SCRATCH_RATE_CPU  # to skip what cannot finish
+        est = _SCRATCH_NEED * sum(len(t.p_x) for t in sub) * max(cfg.epochs) / rate
+        for method, gc in (('Adam scratch', False), ('GC scratch', True)):
+            bench.part(f'{method} on {n}', self.scratch, n, sub, method, gc, p_acc, p_sec, need=est)
+        if self.trained and cfg.finetune_epochs: bench.part(f'fine-tuning on {n}', self.finetune, n, sub, need=1)
 
-    def scratch(self, n: str, sub: list, method: str, gc: bool, p_acc: float, p_sec: float) -> None:
-        "Train from scratch with Adam (or GC) on the tasks `sub` of protocol `n` (PudNet's `p_acc`, `p_sec`: speedup)."
-        cfg = self.cfg
-        runs = [train_from_scratch(t, self.arch, cfg.epochs, gc=gc, seed=t.seed, width=cfg.width, device=self.dev,
-                                   batch_size=cfg.scratch_batch) for t in sub]
-        curve = {e: (statistics.fmean(r['acc'][e] for r in runs), statistics.median(r['seconds'][e] for r in runs))
-                 for e in cfg.epochs}
-        for e in cfg.epochs:
-            self.bench.add(n, f'{method} {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
-                           [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
-                           speedup_to_pudnet=speedup(p_acc, p_sec, curve) if p_acc is not None else None)
+@patch
+def scratch(self: _SourceRun, n: str, sub: list, method: str, gc: bool, p_acc: float, p_sec: float) -> None:
+    "Train from scratch with Adam (or GC) on the tasks `sub` of protocol `n` (PudNet's `p_acc`, `p_sec`: speedup)."
+    cfg = self.cfg
+    runs = [train_from_scratch(t, self.arch, cfg.epochs, gc=gc, seed=t.seed, width=cfg.width, device=self.dev,
+                               batch_size=cfg.scratch_batch) for t in sub]
+    curve = {e: (statistics.fmean(r['acc'][e] for r in runs), statistics.median(r['seconds'][e] for r in runs))
+             for e in cfg.epochs}
+    for e in cfg.epochs:
+        self.bench.add(n, f'{method} {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
+                       [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
+                       speedup_to_pudnet=speedup(p_acc, p_sec, curve) if p_acc is not None else None)
 
-    def finetune(self, n: str, sub: list) -> None:
-        "Fine-tune the networks the first main PudNet predicts for the tasks `sub` of protocol `n`."
-        cfg = self.cfg
-        runs = [finetune_predicted(self.trained[0], t, cfg.finetune_epochs, batch_size=cfg.scratch_batch,
-                                   device=self.dev, amp=cfg.amp) for t in sub]
-        for e in cfg.finetune_epochs:
-            self.bench.add(n, f'{self.pud_method} + fine-tuning {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
-                           [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
-                           subset='scratch tasks')
+@patch
+def finetune(self: _SourceRun, n: str, sub: list) -> None:
+    "Fine-tune the networks the first main PudNet predicts for the tasks `sub` of protocol `n`."
+    cfg = self.cfg
+    runs = [finetune_predicted(self.trained[0], t, cfg.finetune_epochs, batch_size=cfg.scratch_batch,
+                               device=self.dev, amp=cfg.amp) for t in sub]
+    for e in cfg.finetune_epochs:
+        self.bench.add(n, f'{self.pud_method} + fine-tuning {e} ep', self.arch, sub, [r['acc'][e] for r in runs],
+                       [r['seconds'][e] for r in runs], epochs=e, batch_size=cfg.scratch_batch,
+                       subset='scratch tasks')
 
-    def target_rows(self) -> None:
-        """PudNet only, on the main protocol: each of `extra_archs`, then the ablations. The ablation rows (the
-        reference first) all train for the steps the reference reached in its time share, so they differ only in their
-        switch."""
-        cfg = self.cfg
-        rows = [('PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
-        rows += [(_ablation_label(name, cfg.ablation_reference), cfg.ablation_arch or self.arch, *ABLATIONS[name],
-                  'ablation') for name in cfg.ablations]
-        for method, arch, mch, tch, share in rows: self.target_row(method, arch, mch, tch, share)
+# %% ../nbs/21_bench.ipynb #f63463a3
+@patch
+def target_rows(self: _SourceRun) -> None:
+    """PudNet only, on the main protocol: each of `extra_archs`, then the ablations. The ablation rows (the
+    reference first) all train for the steps the reference reached in its time share, so they differ only in their
+    switch."""
+    cfg = self.cfg
+    rows = [('PudNet', a, {}, {}, 'extra_arch') for a in cfg.extra_archs]
+    rows += [(_ablation_label(name, cfg.ablation_reference), cfg.ablation_arch or self.arch, *ABLATIONS[name],
+              'ablation') for name in cfg.ablations]
+    for method, arch, mch, tch, share in rows: self.target_row(method, arch, mch, tch, share)
 
-    def target_row(self, method: str, arch: str, mch: dict, tch: dict, share: str) -> None:
-        "Meta-train and score one row of `target_rows` with trainer `share`'s budget; swap-test it if an ablation."
-        bench, main = self.bench, self.main
-        tch, budget, need = {**tch}, bench.share(share), min(_NEED_TRAIN, bench.share(share))
-        # the reference's steps, time only as a safety cap; a row that would not be scored in time: skipped
-        if share == 'ablation' and self.ref_steps:
-            tch['steps'], budget, need = self.ref_steps, _ABLATION_TIME_CAP * budget, self.ref_seconds
-        t_row = time.perf_counter()
-        res = bench.part(f'{method} {arch} meta-training', train_pudnet, bench, f'{main} {arch} {method} ({share})',
-                         arch, self.pool, self.ways, budget, [], mch, tch, need=need)
-        if res:
-            m, info = res
-            if share == 'ablation' and self.ref_steps is None: self.ref_steps = info['steps']
-            group = 'ablation' if share == 'ablation' else 'target'
-            bench.part(f'{method} {arch} scoring', self.score_target, m, method, arch, _short(info), {**mch, **tch},
-                       group)
-            if share == 'ablation' and self.cfg.swap_tasks:
-                bench.part(f'{method} {arch} swap test', self.swap_rows, m, method, [main], None, 'ablation swap',
-                           **_short(info))
-            if share == 'ablation' and self.ref_seconds is None: self.ref_seconds = time.perf_counter() - t_row
-            del m, res
-        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+@patch
+def target_row(self: _SourceRun, method: str, arch: str, mch: dict, tch: dict, share: str) -> None:
+    "Meta-train and score one row of `target_rows` with trainer `share`'s budget; swap-test it if an ablation."
+    bench, main = self.bench, self.main
+    tch, budget, need = {**tch}, bench.share(share), min(_NEED_TRAIN, bench.share(share))
+    # the reference's steps, time only as a safety cap; a row that would not be scored in time: skipped
+    if share == 'ablation' and self.ref_steps:
+        tch['steps'], budget, need = self.ref_steps, _ABLATION_TIME_CAP * budget, self.ref_seconds
+    t_row = time.perf_counter()
+    res = bench.part(f'{method} {arch} meta-training', train_pudnet, bench, f'{main} {arch} {method} ({share})',
+                     arch, self.pool, self.ways, budget, [], mch, tch, need=need)
+    if res:
+        m, info = res
+        if share == 'ablation' and self.ref_steps is None: self.ref_steps = info['steps']
+        group = 'ablation' if share == 'ablation' else 'target'
+        bench.part(f'{method} {arch} scoring', self.score_target, m, method, arch, _short(info), {**mch, **tch},
+                   group)
+        if share == 'ablation' and self.cfg.swap_tasks:
+            bench.part(f'{method} {arch} swap test', self.swap_rows, m, method, [main], None, 'ablation swap',
+                       **_short(info))
+        if share == 'ablation' and self.ref_seconds is None: self.ref_seconds = time.perf_counter() - t_row
+        del m, res
+    if self.dev.type == 'cuda': torch.cuda.empty_cache()
 
-    def score_target(self, model: PudNet, method: str, arch: str, short: dict, changes: dict, group: str) -> None:
-        "Score an extra-target or ablation PudNet on the main protocol."
-        s = _score(model, self.tasks[self.main], self.dev, self.cfg.amp)
-        self.bench.add(self.main, method, arch, self.tasks[self.main], s['acc'], s['seconds'], **short,
-                       variant=changes, bn='task', group=group)
+@patch
+def score_target(self: _SourceRun, model: PudNet, method: str, arch: str, short: dict, changes: dict,
+                 group: str) -> None:
+    "Score an extra-target or ablation PudNet on the main protocol."
+    s = _score(model, self.tasks[self.main], self.dev, self.cfg.amp)
+    self.bench.add(self.main, method, arch, self.tasks[self.main], s['acc'], s['seconds'], **short,
+                   variant=changes, bn='task', group=group)
 
 # %% ../nbs/21_bench.ipynb #9be68dea
 def bench_source(bench: Bench, protocols: list) -> None:

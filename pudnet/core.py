@@ -5,6 +5,7 @@
 # %% ../nbs/07_core.ipynb #778b73a7
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -116,14 +117,21 @@ class PudNetConfig:
 # %% ../nbs/07_core.ipynb #a009893e
 def _key(name: str) -> str: return name.replace('.', '__')  # parameter names may not contain dots in a ParameterDict
 
-# the switches beyond the paper, composed onto the model: config field -> (attribute, factory: PudNet -> module); the
-# module's `adjust(weights, codes, model)` returns changed weights. The extensions chapter fills it (base kernels,
-# predicted BatchNorm scale and shift).
-EXTENSIONS: dict = {}
-# the sketch class for (config.sketch_pool, config.sketch_labels): the paper's mean here; the extensions chapter adds
-# attention pooling and the class-aware sketch
-SKETCHES: dict = {('mean', False): DatasetSketch}
+# the switches beyond the paper, composed onto the model: config field -> (attribute, the name of its module's class in
+# the extensions chapter: PudNet -> module); the module's `adjust(weights, codes, model)` returns changed weights (base
+# kernels, predicted BatchNorm scale and shift). predict_bn first: the parameters keep the order that training
+# checkpoints (optimizer state) were saved with
+EXTENSIONS: dict = {'predict_bn': ('bn_generators', 'BatchNormOffsets'), 'base_weights': ('base', 'BaseKernels')}
+# the sketch class for (config.sketch_pool, config.sketch_labels): the paper's mean here; by name, the extensions
+# chapter's attention pooling and class-aware sketch
+SKETCHES: dict = {('mean', False): DatasetSketch, ('attention', False): 'AttentionSketch',
+                  ('mean', True): 'ClassAwareSketch', ('attention', True): 'ClassAwareAttentionSketch'}
 SKETCH_CHUNK = 1024  # images per chunk when `forward` streams a dataset's sketch in eval mode
+
+def _extension(name: str | type):
+    """The class or function called `name` in the extensions chapter, imported when first asked for: `pudnet.extensions`
+    imports this module, so this one finds it by name (a class is returned as it is)."""
+    return getattr(importlib.import_module('pudnet.extensions'), name) if isinstance(name, str) else name
 
 class PudNet(nn.Module):
     "The hypernetwork H_theta: a dataset (N, C, H, W) -> the weights of a target ConvNet."
@@ -133,7 +141,7 @@ class PudNet(nn.Module):
         template = build_target(c.arch, c.in_channels, c.width)
         self.__dict__['template'] = template  # the architecture only: never trained, not in state_dict
         self.shapes = predicted_shapes(template)  # name -> (C_out, C_in, k, k), in forward order
-        sketch_class = SKETCHES[c.sketch_pool, c.sketch_labels]
+        sketch_class = _extension(SKETCHES[c.sketch_pool, c.sketch_labels])
         self.sketch = sketch_class(c.in_channels, c.sketch_dim, c.sketch_width, c.sketch_norm)
         self.ahru = AHRU(c.sketch_dim, len(self.shapes), c.eta) if c.use_context else None
         self.generators = nn.ModuleList([
@@ -146,7 +154,7 @@ class PudNet(nn.Module):
         self.head = (CosineHead(self.feature_dim, c.n_train_classes, c.tau) if c.head == 'cosine'
                      else nn.Linear(self.feature_dim, c.n_train_classes))
         for switch, (name, make) in EXTENSIONS.items():  # what the config switches on beyond the paper, e.g. `base`
-            setattr(self, name, make(self) if getattr(c, switch) else None)
+            setattr(self, name, _extension(make)(self) if getattr(c, switch) else None)
 
     def shared_tensors(self) -> dict:
         "The meta-learned non-predicted parameters, by target parameter name."
@@ -318,6 +326,7 @@ def check_network(tensors: dict, what: str = 'the predicted network', cause: str
 
 PREDICT_BATCH = 4096  # images per batch in `PudNet.predict`: its in-memory limit (see above)
 
+# %% ../nbs/07_core.ipynb #fb19e82f
 @patch
 @torch.no_grad()
 def predict_state(self: PudNet, images, batch_size: int = PREDICT_BATCH, labels: torch.Tensor | None = None,
@@ -419,7 +428,7 @@ def load_tensors(path: str | Path, kinds=None) -> tuple:
                          f"(metadata kind={metadata.get('kind')!r})")
     return tensors, metadata
 
-# %% ../nbs/07_core.ipynb #d2059c43
+# %% ../nbs/07_core.ipynb #8fed4344
 @patch
 def save(self: PudNet, path: str | Path) -> Path:
     "Save weights and config atomically to a safetensors file."
@@ -439,6 +448,7 @@ def load(cls: PudNet, path: str | Path, arch: str | None = None, map_location='c
     model.load_state_dict(tensors)
     return model.to(map_location)
 
+# %% ../nbs/07_core.ipynb #d2059c43
 def _config_of(path, text: str) -> PudNetConfig:
     "The `PudNetConfig` in a checkpoint's metadata `text`; a damaged or invalid one is a one-line error naming `path`."
     try: return PudNetConfig.from_json(text)
@@ -481,4 +491,8 @@ def load_network(path: str | Path) -> nn.Module:
     return net.eval()
 
 # %% ../nbs/07_core.ipynb #868e9cfa
-from . import extensions as _extensions  # noqa: E402,F401 -- registers the switches beyond the paper in EXTENSIONS
+@patch
+def warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
+    """Start from a trained target network `net`: its kernels become the base kernels (`base_weights=True`), its other
+    parameters the shared ones, and `head` the auxiliary head (the extensions chapter's `warm_start`)."""
+    return _extension('warm_start')(self, net, head)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import EXTENSIONS, SKETCHES, PudNet, _key
+from .core import PudNet, _key
 from .sketch import DatasetSketch
 from .generator import WeightGenerator
 
@@ -37,15 +37,15 @@ class BaseKernels(nn.ParameterDict):
 
 # %% ../nbs/15_extensions.ipynb #d4c65e75
 @torch.no_grad()
-def warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
-    """Start from a trained target network `net`: its kernels become the base, its other parameters the shared ones (and
-    `head` the auxiliary head)."""
-    c = self.config
-    if self.base is None:
+def warm_start(model: PudNet, net: nn.Module, head: nn.Linear | None = None) -> PudNet:
+    """Start `model` from a trained target network `net`: its kernels become the base, its other parameters the shared
+    ones (and `head` the auxiliary head); `model.warm_start(net, head)` calls this."""
+    c = model.config
+    if model.base is None:
         raise ValueError("warm_start needs PudNetConfig(base_weights=True): without base kernels a trained network's "
                          "weights have nowhere to go")
     sd = net.state_dict()
-    want = {**{n: self.base[_key(n)] for n in self.shapes}, **self.shared_tensors()}
+    want = {**{n: model.base[_key(n)] for n in model.shapes}, **model.shared_tensors()}
     bad = [n for n, p in want.items() if n not in sd or sd[n].shape != p.shape]
     if bad:
         raise ValueError(f"the network does not fit this PudNet's target ({c.arch}, width {c.width}, "
@@ -53,16 +53,14 @@ def warm_start(self: PudNet, net: nn.Module, head: nn.Linear | None = None) -> P
                          f"{len(bad)} parameters missing or of another shape, e.g. {bad[:3]}; train it with "
                          f"build_target({c.arch!r}, {c.in_channels}, {c.width})")
     if head is not None:
-        if tuple(head.weight.shape) != tuple(self.head.weight.shape):
+        if tuple(head.weight.shape) != tuple(model.head.weight.shape):
             raise ValueError(f"head maps {head.weight.shape[1]} features to {head.weight.shape[0]} classes; "
                              "this PudNet's head maps "
-                             f"{self.feature_dim} features to {c.n_train_classes} meta-train classes")
-        self.head.weight.copy_(head.weight)  # a cosine head keeps the class directions (its temperature stays its own)
-        if isinstance(self.head, nn.Linear): self.head.bias.copy_(head.bias)
+                             f"{model.feature_dim} features to {c.n_train_classes} meta-train classes")
+        model.head.weight.copy_(head.weight)  # a cosine head keeps the class directions (its temperature stays its own)
+        if isinstance(model.head, nn.Linear): model.head.bias.copy_(head.bias)
     for n, p in want.items(): p.copy_(sd[n])
-    return self
-
-PudNet.warm_start = warm_start  # model.warm_start(net, head)
+    return model
 
 # %% ../nbs/15_extensions.ipynb #a54e8902
 class BatchNormOffsets(nn.ModuleList):
@@ -86,9 +84,6 @@ class BatchNormOffsets(nn.ModuleList):
             d = g(codes[:, t])
             out[f'{n}.weight'], out[f'{n}.bias'] = shared[f'{n}.weight'] + d[:, :ch], shared[f'{n}.bias'] + d[:, ch:]
         return out
-
-# predict_bn first: the parameters keep the order that training checkpoints (optimizer state) were saved with
-EXTENSIONS.update(predict_bn=('bn_generators', BatchNormOffsets), base_weights=('base', BaseKernels))
 
 # %% ../nbs/15_extensions.ipynb #2ea2c83d
 class AttentionSketch(DatasetSketch):
@@ -147,6 +142,3 @@ def class_spread(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=n).clamp_min(1).to(emb.dtype)
     means = emb.new_zeros(n, emb.shape[1]).index_add_(0, labels, emb) / counts[:, None]
     return means.std(0, unbiased=False)
-
-SKETCHES.update({('attention', False): AttentionSketch, ('mean', True): ClassAwareSketch,
-                 ('attention', True): ClassAwareAttentionSketch})

@@ -23,6 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 import traitlets
+from fastcore.basics import patch
 from PIL import Image
 from plotly.subplots import make_subplots
 from torch import nn
@@ -628,6 +629,7 @@ def floor_sentence(acc: float, floors: dict, names: dict | None = None) -> str:
              for k, a in floors.items()]
     return 'Scored the same way: ' + '; '.join(parts) + '.'
 
+# %% ../nbs/25_widgets.ipynb #7dce8a56
 class PudNetDemo:
     "The classroom demo: choose data and checkpoint, predict a network, see its answers and race it against Adam."
     def __init__(self, checkpoint: str | Path | None = None,  # a PudNet checkpoint; None/'': the cached demo checkpoint
@@ -694,255 +696,282 @@ class PudNetDemo:
         from IPython.display import display
         display(self.ui)
 
-    def _on_dataset(self, change, classes=None):
-        "New dataset: clear the previous results, load it (once) and offer its classes, preselecting unseen ones."
-        self.clear()
-        ds = self.dataset.value
-        self._say(f"loading {ds} ...")
-        try: p, _ = _dataset(ds)
-        except (OSError, ValueError) as e:
-            self._say(f"<b>Cannot load {ds}:</b> {e}", error=True)
-            return
-        self.classes.options = [(str(name), i) for i, name in enumerate(p.classes)]
-        self.classes.seen, self.classes.draw_from = seen_classes(ds), unseen_groups(ds)
-        self.classes.value = tuple(classes) if classes is not None else default_classes(ds)
-
-    def _on_classes(self, change=None):
-        """New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images);
-        the results clear."""
-        if self.classes.value:
-            p, q = _dataset(self.dataset.value)
-            smallest = min(int((p.y == c).sum()) for c in self.classes.value)
-            self.per_class.max = max(self.per_class.min, smallest if q is not None else smallest - 1)
-        self._on_choice()
-
-    def _on_choice(self, change=None):
-        "Any new choice: the results on screen are for another choice, so they go; the status says what Predict will do."
-        self.clear()
-        self._prompt()
-
-    def _prompt(self):
-        "The status line before Predict: the dataset, the choice, and a warning when few query images would remain."
-        ds, chosen = self.dataset.value, self.classes.value
-        p, q = _dataset(ds)
-        text = f"{ds}: {len(p):,} images of {len(p.classes)} classes. "
-        if len(chosen) < 2:
-            self._say(text + "Choose at least 2 classes: type their names or draw some at random.")
-            return
-        warning = queries_warning(queries_left(p, q, chosen, self.per_class.value))
-        self._say(text + f"P: {self.per_class.value} images of each of the {len(chosen)} chosen classes. Press Predict."
-                  + (f"<br><b>Warning:</b> {warning}." if warning else ''))
-
-    def clear(self):
-        "Remove the results on screen (figures, race), e.g. when the choice changes or is rejected."
-        self.stop()
-        self.figures, self.result, self.timings = {}, None, {}
-        for out in self.out.values(): out.outputs = ()
-        self.race_bar.value, self.race_bar.bar_style, self.race_text.value = 0, '', ''
-        self.train_bar.layout.display = 'none'
-
-    @property
-    def message(self) -> str:
-        "The status line as plain text."
-        return re.sub(r'<[^>]+>', '', self.status.value.replace('<br>', '\n'))
-
-    def _say(self, html: str, error: bool = False):
-        self.status.value = f"<div style='color:{'#c62828' if error else 'inherit'}'>{html}</div>"
-
-    def _show(self, name: str, fig: go.Figure):
-        self.figures[name] = fig
-        self.out[name].outputs = (_bundle(fig),)
-
-    def _train_checkpoint(self, ds: str) -> Path:
-        "Meta-train the dataset's demo checkpoint (first use only), the bar under the status line advancing with it."
-        self._say(f"meta-training the demo checkpoint for {ds} on the meta-train classes of {_checkpoint_source(ds)} "
-                  f"(first use only: {DEMO_STEPS} steps, the bar below shows them; then cached in {cache_dir()}) ...")
-        bar = self.train_bar
-        bar.max, bar.value, bar.bar_style, bar.layout.display = DEMO_STEPS, 0, '', None
-        def on_step(step, steps): bar.max, bar.value = steps, step
-        try:
-            with self.log: path = demo_checkpoint(ds, progress=False, on_step=on_step)
-        except Exception:
-            bar.bar_style = 'danger'
-            raise
-        bar.bar_style = 'success'
-        return path
-
-    def _model(self) -> PudNet:
-        """The PudNet of the checkpoint box (loaded once per file version); when it is empty, the dataset's cached demo
-        checkpoint."""
-        text, ds = self.checkpoint.value.strip(), self.dataset.value
-        if text: path = Path(text).expanduser()
-        else: path = _demo_path(ds) if _demo_path(ds).exists() else self._train_checkpoint(ds)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist: give the path of a PudNet checkpoint "
-                                    f"(from `pudnet train` or `pudnet demo`), or leave the box empty for the "
-                                    f"dataset's demo checkpoint")
-        self.checkpoint_path = path
-        key = (str(path.resolve()), path.stat().st_mtime_ns)
-        if key not in self._models:
-            model = PudNet.load(path, map_location=self.device).eval()
-            c = model.config
-            warm_up = torch.linspace(-1, 1, 2 * c.in_channels * c.image_size ** 2, device=self.device)  # pixels in [-1, 1]
-            warm_up = warm_up.view(2, c.in_channels, c.image_size, c.image_size)
-            FastPredictor(model).network(warm_up)
-            self._models = {key: model}
-        return self._models[key]
-
-    def predict(self, _=None) -> DemoResult | None:
-        """The Predict button: check the inputs, predict a network for P and show its answers, then the floors; start
-        the race. None on bad input."""
-        self.clear()
-        self.button.disabled = True
-        t0 = time.perf_counter()
-        try:
-            first = self._guarded(self._first_result)
-            r = first and self._guarded(self._with_floors, *first[:2])
-            if r is not None: self.timings = {'first result': first[2], 'floors': time.perf_counter() - t0}
-        finally: self.button.disabled = False
-        if r is None: return None
-        self.result, self._stop = r, threading.Event()
-        if self.background:
-            self._thread = threading.Thread(target=self._race, args=(r, self._stop), daemon=True)
-            self._thread.start()
-        else: self._race(r, self._stop)
-        return r
-
-    def _guarded(self, step, *args):
-        "Run one step of `predict`; a failure clears the screen and is said in the status line (None)."
-        try: return step(*args)
-        except (ValueError, FileNotFoundError, TypeError) as e:
-            self.clear()
-            self._say(f"<b>Cannot predict:</b> {e}", error=True)
-        except Exception as e:  # an unexpected failure: say so in the widget, keep the traceback in the log
-            self.clear()
-            self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
-            self.log.append_stdout(traceback.format_exc())
-
-    def _first_result(self) -> tuple:
-        "PudNet's own result, on screen as soon as it is scored: (result, the swap's images, seconds since the click)."
-        t0 = time.perf_counter()
-        r, other = self._predict()
-        self._show('grid', prediction_grid(r.task.q_x, r.task.q_y, r.pred, r.names))
-        self._show('accuracy', accuracy_bars(r.task.q_y, r.pred, r.names))
-        self._show('confusion', confusion_figure(r.task.q_y, r.pred, r.names))
-        self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value))
-        self._say(self._headline(r) + "<br><i>scoring an untrained network and the swap the same way ...</i>"
-                  + self._notes(r))
-        return r, other, time.perf_counter() - t0
-
-    def _with_floors(self, r: DemoResult, other: torch.Tensor | None) -> DemoResult:
-        "The floors, scored the same way, added to the status line and the race plot."
-        score_floors(r, other, self.device)
-        self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value, self._floor_labels(r)))
-        lesson = '<br>' + SWAP_LESSON if 'swap' in r.floors else ''
-        self._say(self._headline(r) + '<br>' + floor_sentence(r.acc, r.floors, self._floor_names()) + lesson
-                  + self._notes(r))
-        return r
-
-    def _headline(self, r: DemoResult) -> str:
-        "The first line of a result: what PudNet made, how fast, how accurate."
-        return (f"PudNet predicted a {r.model.config.arch} ({r.n_params:,} parameters) from {len(r.task.p_x)} images "
-                f"in <b>{r.seconds:.2f} s</b> on {self.device}: accuracy <b>{pct(r.acc)}</b> on {len(r.task.q_y)} "
-                f"query images ({r.task.ways} classes, {len(r.task.shot_idx)} labelled images).")
-
     @staticmethod
     def _notes(r: DemoResult) -> str: return ''.join(f"<br>{n}" for n in r.notes)
 
-    def _predict(self) -> tuple:
-        "Inputs -> task -> `predict_and_score`, with the names and notes the status line needs: (result, swap images)."
-        classes = list(self.classes.value)
-        if len(classes) < 2:
-            raise ValueError(f"select at least 2 classes (got {len(classes)}): type their names or draw some at random")
-        p_data, q_data = _dataset(self.dataset.value)
-        task = demo_task(p_data, q_data, classes, self.per_class.value)
-        self._say("loading the checkpoint ...")
-        model = self._model()
-        r = predict_and_score(model, task, self.device, self._say)
-        r.names = [self.classes._names[k] for k in task.classes]
-        r.notes = self._result_notes(r, p_data, classes)
-        return r, other_images(p_data, classes, len(task.p_x))
+# %% ../nbs/25_widgets.ipynb #bd9b3986
+@patch
+def _on_dataset(self: PudNetDemo, change, classes=None):
+    "New dataset: clear the previous results, load it (once) and offer its classes, preselecting unseen ones."
+    self.clear()
+    ds = self.dataset.value
+    self._say(f"loading {ds} ...")
+    try: p, _ = _dataset(ds)
+    except (OSError, ValueError) as e:
+        self._say(f"<b>Cannot load {ds}:</b> {e}", error=True)
+        return
+    self.classes.options = [(str(name), i) for i, name in enumerate(p.classes)]
+    self.classes.seen, self.classes.draw_from = seen_classes(ds), unseen_groups(ds)
+    self.classes.value = tuple(classes) if classes is not None else default_classes(ds)
 
-    def _result_notes(self, r: DemoResult, p_data: ImageData, classes: list) -> list:
-        "Sentences under a result: too few queries, converted images, the checkpoint used, classes it has seen."
-        c, notes, ds = r.model.config, [], self.dataset.value
-        if warning := queries_warning(int(r.task.q_y.bincount().min())): notes.append(f"<b>Warning:</b> {warning}.")
-        if p_data.shape != (c.in_channels, c.image_size, c.image_size):
-            notes.append(f"<i>images converted from {tuple(p_data.shape)} to "
-                         f"{(c.in_channels, c.image_size, c.image_size)} to fit the checkpoint; "
-                         f"it was meta-trained on other data, so expect lower accuracy</i>")
-        own = bool(self.checkpoint.value.strip())
-        notes.append(f"<i>checkpoint: {self.checkpoint_path.name}" + ('' if own else
-                     f" (the demo checkpoint of {_checkpoint_source(ds)}; for a better one: "
-                     f"<code>pudnet train --protocol {DEMO_PROTOCOLS[ds]}</code>)") + '</i>')
-        if seen := ([] if own else [k for k in classes if k in set(seen_classes(ds))]):
-            notes.append(f"<b>seen in meta-training:</b> {', '.join(self.classes._names[k] for k in seen)} "
-                         f"(the demo checkpoint learned these classes: this P is not an unseen dataset)")
-        return notes
+@patch
+def _on_classes(self: PudNetDemo, change=None):
+    """New classes: the images-per-class slider ends where the smallest chosen class does (leaving query images);
+    the results clear."""
+    if self.classes.value:
+        p, q = _dataset(self.dataset.value)
+        smallest = min(int((p.y == c).sum()) for c in self.classes.value)
+        self.per_class.max = max(self.per_class.min, smallest if q is not None else smallest - 1)
+    self._on_choice()
 
-    def _floor_names(self) -> dict:
-        "How the status line calls each floor (the swap: another domain's images, in a mixture)."
-        mixture = _dataset(self.dataset.value)[0].domains is not None
-        return {'untrained': FLOOR_NAMES['untrained'], 'swap': FLOOR_NAMES['swap-domain' if mixture else 'swap']}
+@patch
+def _on_choice(self: PudNetDemo, change=None):
+    "Any new choice: the results on screen are for another choice, so they go; the status says what Predict will do."
+    self.clear()
+    self._prompt()
 
-    def _floor_labels(self, r: DemoResult) -> dict:
-        "The floors of `r` for the race plot: name -> accuracy."
-        names = self._floor_names()
-        return {names[k]: a for k, a in r.floors.items()}
+@patch
+def _prompt(self: PudNetDemo):
+    "The status line before Predict: the dataset, the choice, and a warning when few query images would remain."
+    ds, chosen = self.dataset.value, self.classes.value
+    p, q = _dataset(ds)
+    text = f"{ds}: {len(p):,} images of {len(p.classes)} classes. "
+    if len(chosen) < 2:
+        self._say(text + "Choose at least 2 classes: type their names or draw some at random.")
+        return
+    warning = queries_warning(queries_left(p, q, chosen, self.per_class.value))
+    self._say(text + f"P: {self.per_class.value} images of each of the {len(chosen)} chosen classes. Press Predict."
+              + (f"<br><b>Warning:</b> {warning}." if warning else ''))
 
-    def _race(self, r: DemoResult, stop: threading.Event):
-        "Adam from scratch on the same P, one plot update per epoch; then the look-inside views."
-        n_epochs, curve, trained = self.epochs.value, {'acc': {}, 'seconds': {}}, {}
-        self.race_bar.max, self.race_bar.value, self.race_bar.bar_style = n_epochs, 0, ''
-        self.race_text.value = 'Adam is training the same network from scratch ...'
-        def on_epoch(epoch, acc, seconds, net, head):
-            curve['acc'][epoch], curve['seconds'][epoch], trained['net'] = acc, seconds, net
-            self.race_bar.value = epoch
-            self.race_text.value = (f"epoch {epoch}/{n_epochs}: Adam {pct(acc)} after {seconds:.2f} s "
-                                    f"(PudNet: {pct(r.acc)} in {r.seconds:.2f} s)")
-            self._show('race', race_figure(curve, r.acc, r.seconds, n_epochs, self._floor_labels(r)))
-            return stop.is_set()
-        try:
-            c = r.model.config
-            train_from_scratch(r.task, c.arch, range(1, n_epochs + 1), width=c.width, device=self.device,
-                               on_epoch=on_epoch)
-            if stop.is_set():
-                self.race_text.value += ' (stopped)'
-                return
-            self.race_bar.bar_style = 'success'
-            self.race_text.value = 'Race finished. ' + self.race_text.value
-            self._show('weights', weight_histograms(r.net, trained['net']))
-            self._show('sketches', self._sketch_view(r))
-            r.curve = curve
-        except Exception as e:
-            self.race_bar.bar_style = 'danger'
-            self.race_text.value = f"<span style='color:#c62828'>the race failed: {type(e).__name__}: {e}</span>"
-            self.log.append_stdout(traceback.format_exc())
+@patch
+def clear(self: PudNetDemo):
+    "Remove the results on screen (figures, race), e.g. when the choice changes or is rejected."
+    self.stop()
+    self.figures, self.result, self.timings = {}, None, {}
+    for out in self.out.values(): out.outputs = ()
+    self.race_bar.value, self.race_bar.bar_style, self.race_text.value = 0, '', ''
+    self.train_bar.layout.display = 'none'
 
-    def _sketch_view(self, r: DemoResult, n_other: int = 6) -> go.Figure:
-        """This P's sketch among those of other random P's: same classes (resampled) and other class subsets of the same
-        data."""
-        p_data, _ = _dataset(self.dataset.value)
-        task, sizes = r.task, p_data.y.bincount(minlength=len(p_data.classes))
-        # P's size, less where a class would keep no image outside P (each draw also sets a query image aside)
-        per_class = min(self.per_class.value, int(sizes[task.classes].min()) - 1)
-        all_classes = [c for c in range(len(sizes)) if sizes[c] > per_class]
-        ways = task.ways
-        same = [demo_task(p_data, None, task.classes, per_class, seed=s).p_x for s in range(1, n_other + 1)]
-        rng = np.random.default_rng(0)
-        other = [sample_task(p_data, None, all_classes, ways, per_class, None, DEMO_SHOTS,
-                             seed=int(rng.integers(1 << 30))).p_x
-                 for _ in range(n_other)] if len(all_classes) > ways else []
-        groups = {'this P': [task.p_x], 'same classes, other images': same}
-        if other: groups['random other classes'] = other
-        return sketch_map(r.model, groups)
+@patch(as_prop=True)
+def message(self: PudNetDemo) -> str:
+    "The status line as plain text."
+    return re.sub(r'<[^>]+>', '', self.status.value.replace('<br>', '\n'))
 
-    def wait(self, timeout: float | None = None) -> bool:
-        "Wait for the race to finish; True when it has."
-        if self._thread is not None: self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
+@patch
+def _say(self: PudNetDemo, html: str, error: bool = False):
+    self.status.value = f"<div style='color:{'#c62828' if error else 'inherit'}'>{html}</div>"
 
-    def stop(self):
-        "Stop a running race (after its current epoch)."
-        self._stop.set()
-        self.wait(30)
+@patch
+def _show(self: PudNetDemo, name: str, fig: go.Figure):
+    self.figures[name] = fig
+    self.out[name].outputs = (_bundle(fig),)
+
+# %% ../nbs/25_widgets.ipynb #bfbb96ea
+@patch
+def _model(self: PudNetDemo) -> PudNet:
+    """The PudNet of the checkpoint box (loaded once per file version); when it is empty, the dataset's cached demo
+    checkpoint."""
+    text, ds = self.checkpoint.value.strip(), self.dataset.value
+    if text: path = Path(text).expanduser()
+    else: path = _demo_path(ds) if _demo_path(ds).exists() else self._train_checkpoint(ds)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: give the path of a PudNet checkpoint "
+                                f"(from `pudnet train` or `pudnet demo`), or leave the box empty for the "
+                                f"dataset's demo checkpoint")
+    self.checkpoint_path = path
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in self._models:
+        model = PudNet.load(path, map_location=self.device).eval()
+        c = model.config
+        warm_up = torch.linspace(-1, 1, 2 * c.in_channels * c.image_size ** 2, device=self.device)  # pixels in [-1, 1]
+        warm_up = warm_up.view(2, c.in_channels, c.image_size, c.image_size)
+        FastPredictor(model).network(warm_up)
+        self._models = {key: model}
+    return self._models[key]
+
+@patch
+def _train_checkpoint(self: PudNetDemo, ds: str) -> Path:
+    "Meta-train the dataset's demo checkpoint (first use only), the bar under the status line advancing with it."
+    self._say(f"meta-training the demo checkpoint for {ds} on the meta-train classes of {_checkpoint_source(ds)} "
+              f"(first use only: {DEMO_STEPS} steps, the bar below shows them; then cached in {cache_dir()}) ...")
+    bar = self.train_bar
+    bar.max, bar.value, bar.bar_style, bar.layout.display = DEMO_STEPS, 0, '', None
+    def on_step(step, steps): bar.max, bar.value = steps, step
+    try:
+        with self.log: path = demo_checkpoint(ds, progress=False, on_step=on_step)
+    except Exception:
+        bar.bar_style = 'danger'
+        raise
+    bar.bar_style = 'success'
+    return path
+
+# %% ../nbs/25_widgets.ipynb #b4e36001
+@patch
+def predict(self: PudNetDemo, _=None) -> DemoResult | None:
+    """The Predict button: check the inputs, predict a network for P and show its answers, then the floors; start
+    the race. None on bad input."""
+    self.clear()
+    self.button.disabled = True
+    t0 = time.perf_counter()
+    try:
+        first = self._guarded(self._first_result)
+        r = first and self._guarded(self._with_floors, *first[:2])
+        if r is not None: self.timings = {'first result': first[2], 'floors': time.perf_counter() - t0}
+    finally: self.button.disabled = False
+    if r is None: return None
+    self.result, self._stop = r, threading.Event()
+    if self.background:
+        self._thread = threading.Thread(target=self._race, args=(r, self._stop), daemon=True)
+        self._thread.start()
+    else: self._race(r, self._stop)
+    return r
+
+@patch
+def _guarded(self: PudNetDemo, step, *args):
+    "Run one step of `predict`; a failure clears the screen and is said in the status line (None)."
+    try: return step(*args)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        self.clear()
+        self._say(f"<b>Cannot predict:</b> {e}", error=True)
+    except Exception as e:  # an unexpected failure: say so in the widget, keep the traceback in the log
+        self.clear()
+        self._say(f"<b>Unexpected error</b> ({type(e).__name__}: {e}); the traceback is below.", error=True)
+        self.log.append_stdout(traceback.format_exc())
+
+@patch
+def _first_result(self: PudNetDemo) -> tuple:
+    "PudNet's own result, on screen as soon as it is scored: (result, the swap's images, seconds since the click)."
+    t0 = time.perf_counter()
+    r, other = self._predict()
+    self._show('grid', prediction_grid(r.task.q_x, r.task.q_y, r.pred, r.names))
+    self._show('accuracy', accuracy_bars(r.task.q_y, r.pred, r.names))
+    self._show('confusion', confusion_figure(r.task.q_y, r.pred, r.names))
+    self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value))
+    self._say(self._headline(r) + "<br><i>scoring an untrained network and the swap the same way ...</i>"
+              + self._notes(r))
+    return r, other, time.perf_counter() - t0
+
+@patch
+def _predict(self: PudNetDemo) -> tuple:
+    "Inputs -> task -> `predict_and_score`, with the names and notes the status line needs: (result, swap images)."
+    classes = list(self.classes.value)
+    if len(classes) < 2:
+        raise ValueError(f"select at least 2 classes (got {len(classes)}): type their names or draw some at random")
+    p_data, q_data = _dataset(self.dataset.value)
+    task = demo_task(p_data, q_data, classes, self.per_class.value)
+    self._say("loading the checkpoint ...")
+    model = self._model()
+    r = predict_and_score(model, task, self.device, self._say)
+    r.names = [self.classes._names[k] for k in task.classes]
+    r.notes = self._result_notes(r, p_data, classes)
+    return r, other_images(p_data, classes, len(task.p_x))
+
+@patch
+def _with_floors(self: PudNetDemo, r: DemoResult, other: torch.Tensor | None) -> DemoResult:
+    "The floors, scored the same way, added to the status line and the race plot."
+    score_floors(r, other, self.device)
+    self._show('race', race_figure({}, r.acc, r.seconds, self.epochs.value, self._floor_labels(r)))
+    lesson = '<br>' + SWAP_LESSON if 'swap' in r.floors else ''
+    self._say(self._headline(r) + '<br>' + floor_sentence(r.acc, r.floors, self._floor_names()) + lesson
+              + self._notes(r))
+    return r
+
+# %% ../nbs/25_widgets.ipynb #728fac73
+@patch
+def _headline(self: PudNetDemo, r: DemoResult) -> str:
+    "The first line of a result: what PudNet made, how fast, how accurate."
+    return (f"PudNet predicted a {r.model.config.arch} ({r.n_params:,} parameters) from {len(r.task.p_x)} images "
+            f"in <b>{r.seconds:.2f} s</b> on {self.device}: accuracy <b>{pct(r.acc)}</b> on {len(r.task.q_y)} "
+            f"query images ({r.task.ways} classes, {len(r.task.shot_idx)} labelled images).")
+
+@patch
+def _result_notes(self: PudNetDemo, r: DemoResult, p_data: ImageData, classes: list) -> list:
+    "Sentences under a result: too few queries, converted images, the checkpoint used, classes it has seen."
+    c, notes, ds = r.model.config, [], self.dataset.value
+    if warning := queries_warning(int(r.task.q_y.bincount().min())): notes.append(f"<b>Warning:</b> {warning}.")
+    if p_data.shape != (c.in_channels, c.image_size, c.image_size):
+        notes.append(f"<i>images converted from {tuple(p_data.shape)} to "
+                     f"{(c.in_channels, c.image_size, c.image_size)} to fit the checkpoint; "
+                     f"it was meta-trained on other data, so expect lower accuracy</i>")
+    own = bool(self.checkpoint.value.strip())
+    notes.append(f"<i>checkpoint: {self.checkpoint_path.name}" + ('' if own else
+                 f" (the demo checkpoint of {_checkpoint_source(ds)}; for a better one: "
+                 f"<code>pudnet train --protocol {DEMO_PROTOCOLS[ds]}</code>)") + '</i>')
+    if seen := ([] if own else [k for k in classes if k in set(seen_classes(ds))]):
+        notes.append(f"<b>seen in meta-training:</b> {', '.join(self.classes._names[k] for k in seen)} "
+                     f"(the demo checkpoint learned these classes: this P is not an unseen dataset)")
+    return notes
+
+@patch
+def _floor_names(self: PudNetDemo) -> dict:
+    "How the status line calls each floor (the swap: another domain's images, in a mixture)."
+    mixture = _dataset(self.dataset.value)[0].domains is not None
+    return {'untrained': FLOOR_NAMES['untrained'], 'swap': FLOOR_NAMES['swap-domain' if mixture else 'swap']}
+
+@patch
+def _floor_labels(self: PudNetDemo, r: DemoResult) -> dict:
+    "The floors of `r` for the race plot: name -> accuracy."
+    names = self._floor_names()
+    return {names[k]: a for k, a in r.floors.items()}
+
+# %% ../nbs/25_widgets.ipynb #d8303a2d
+@patch
+def _race(self: PudNetDemo, r: DemoResult, stop: threading.Event):
+    "Adam from scratch on the same P, one plot update per epoch; then the look-inside views."
+    n_epochs, curve, trained = self.epochs.value, {'acc': {}, 'seconds': {}}, {}
+    self.race_bar.max, self.race_bar.value, self.race_bar.bar_style = n_epochs, 0, ''
+    self.race_text.value = 'Adam is training the same network from scratch ...'
+    def on_epoch(epoch, acc, seconds, net, head):
+        curve['acc'][epoch], curve['seconds'][epoch], trained['net'] = acc, seconds, net
+        self.race_bar.value = epoch
+        self.race_text.value = (f"epoch {epoch}/{n_epochs}: Adam {pct(acc)} after {seconds:.2f} s "
+                                f"(PudNet: {pct(r.acc)} in {r.seconds:.2f} s)")
+        self._show('race', race_figure(curve, r.acc, r.seconds, n_epochs, self._floor_labels(r)))
+        return stop.is_set()
+    try:
+        c = r.model.config
+        train_from_scratch(r.task, c.arch, range(1, n_epochs + 1), width=c.width, device=self.device,
+                           on_epoch=on_epoch)
+        if stop.is_set():
+            self.race_text.value += ' (stopped)'
+            return
+        self.race_bar.bar_style = 'success'
+        self.race_text.value = 'Race finished. ' + self.race_text.value
+        self._show('weights', weight_histograms(r.net, trained['net']))
+        self._show('sketches', self._sketch_view(r))
+        r.curve = curve
+    except Exception as e:
+        self.race_bar.bar_style = 'danger'
+        self.race_text.value = f"<span style='color:#c62828'>the race failed: {type(e).__name__}: {e}</span>"
+        self.log.append_stdout(traceback.format_exc())
+
+@patch
+def _sketch_view(self: PudNetDemo, r: DemoResult, n_other: int = 6) -> go.Figure:
+    """This P's sketch among those of other random P's: same classes (resampled) and other class subsets of the same
+    data."""
+    p_data, _ = _dataset(self.dataset.value)
+    task, sizes = r.task, p_data.y.bincount(minlength=len(p_data.classes))
+    # P's size, less where a class would keep no image outside P (each draw also sets a query image aside)
+    per_class = min(self.per_class.value, int(sizes[task.classes].min()) - 1)
+    all_classes = [c for c in range(len(sizes)) if sizes[c] > per_class]
+    ways = task.ways
+    same = [demo_task(p_data, None, task.classes, per_class, seed=s).p_x for s in range(1, n_other + 1)]
+    rng = np.random.default_rng(0)
+    other = [sample_task(p_data, None, all_classes, ways, per_class, None, DEMO_SHOTS,
+                         seed=int(rng.integers(1 << 30))).p_x
+             for _ in range(n_other)] if len(all_classes) > ways else []
+    groups = {'this P': [task.p_x], 'same classes, other images': same}
+    if other: groups['random other classes'] = other
+    return sketch_map(r.model, groups)
+
+@patch
+def wait(self: PudNetDemo, timeout: float | None = None) -> bool:
+    "Wait for the race to finish; True when it has."
+    if self._thread is not None: self._thread.join(timeout)
+    return self._thread is None or not self._thread.is_alive()
+
+@patch
+def stop(self: PudNetDemo):
+    "Stop a running race (after its current epoch)."
+    self._stop.set()
+    self.wait(30)
