@@ -142,7 +142,8 @@ def add_baselines(recipe: HeadlineRecipe, seed: int, folder='results/headline', 
                            dict(seed=seed, selected_on=recipe.selected_on, added_after_the_runs=True))
     drift = max(abs(a - b) for a, b in zip(new[0]['accs'], old[PRETRAINED_ROW]['accs']))
     if drift > 1e-6: raise RuntimeError(f"Pretrained from seed {seed} does not reproduce {path} (up to {drift:.4f})")
-    return write_records(path, records + [r for r in new if r['method'] not in old])
+    at = [r['method'] for r in records].index(PRETRAINED_ROW) + 1  # the new rows follow Pretrained, as in `score_seed`
+    return write_records(path, records[:at] + [r for r in new if r['method'] not in old] + records[at:])
 
 
 # %% ../nbs/13_headline.ipynb #e9db5bac
