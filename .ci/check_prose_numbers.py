@@ -4,8 +4,9 @@ Usage: .venv/bin/python .ci/check_prose_numbers.py [nbs/X.ipynb ...]   (default:
        `.ci/run` calls it after the docs build and fails when it fails)
 
 What is checked: in the markdown cells, every number written with a decimal point (`60.04`, `0.91`, `-2.05`) and every
-whole number written as a percentage (`95 %`, each end of a range `91-94 %`). Numbers in inline code, formulas, link
-targets and HTML tags are settings or markup, not measurements, and are skipped, as are version strings (`2.14.1`) and
+whole number written as a percentage (`95 %`, each end of a range `91-94 %`). Numbers in inline code, display equations ($$...$$),
+link targets and HTML tags are settings or markup, not measurements, and are skipped (inline formulas are checked: a
+measured $+0.70 \pm 0.76$ is written there), as are version strings (`2.14.1`) and
 confidence levels (`95 % interval`).
 
 What supports a number: a number in one of the notebook's own outputs (text, tables, plotly figures' data), or a scalar
@@ -45,7 +46,7 @@ ALLOWED = {
 }
 
 # -- the numbers in prose ------------------------------------------------------------------------------------------
-_skip = re.compile(r'```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\]\([^)]*\)|<[^>\n]*>|https?://\S+', re.S)
+_skip = re.compile(r'```.*?```|`[^`\n]*`|\$\$.*?\$\$|\\\(.*?\\\)|\\\[.*?\\\]|\]\([^)]*\)|<[^>\n]*>|https?://\S+', re.S)
 _decimal = re.compile(r'(?<![\w.])[-+−]?(\d+\.\d+)(?![\d]|\.\d|e[-+]?\d)')
 _percent = re.compile(r'(?<![\w.,])(\d+)(?:\s*[-–]\s*(\d+))?\s*%')
 _level = re.compile(r'\s*(?:confidence|CI\b|interval|percentile)')

@@ -55,9 +55,15 @@ def test_whole_percentages_and_ranges_are_checked(tmp_path):
 
 
 def test_code_formulas_links_and_versions_are_not_measurements(tmp_path):
-    prose = ('Set `lr=0.001` and $\\eta = 0.5$, see [the run](results/cpu/run-1.5/), '
+    prose = ('Set `lr=0.001` and $$\\eta = 0.5,$$ see [the run](results/cpu/run-1.5/), '
              'torch 2.14.1 and <img width="0.75">.')
     assert flagged(notebook(tmp_path, prose)) == []
+
+
+def test_a_measurement_in_an_inline_formula_is_checked(tmp_path):
+    "Measured numbers are often typeset ($+0.70 \\pm 0.76$ points): an inline formula is prose to the check."
+    assert flagged(notebook(tmp_path, 'the step adds $+0.70 \\pm 0.76$ points', 'gain 0.70 ± 0.76')) == []
+    assert flagged(notebook(tmp_path, 'the step adds $+0.70 \\pm 0.76$ points', 'gain 0.70')) == ['0.76']
 
 
 def test_a_named_record_supports_a_number_and_an_unnamed_one_does_not(tmp_path):
