@@ -18,16 +18,19 @@ from scipy.stats import t as student_t
 
 from .core import PudNet, PudNetConfig
 from .evaluation import (UNTRAINED_ROW, SWAP_ROW, evaluate_pudnet, evaluate_scratch, floor_records, make_record,
-                               percent, write_records)
+                               percent, untrained_network, write_records)
 from .fast import DevicePool
+from .learned_step import (STEP_PREDICTION_ROW, STEP_ROWS, StepConfig, predicted_networks, step_swap,
+                                 train_pudnet_step, train_step)
 from .meta_baselines import evaluate_feature_net, train_meta_baseline, train_pretrained
 from .training import TrainConfig
 from .tasks import get_protocol, load_protocol_data, protocol_tasks
 
 # %% auto #0
-__all__ = ['PAPER_LOSSES', 'PUDNET_ROW', 'PRETRAINED_ROW', 'META_BASELINE_ROW', 'HEADLINE_SEEDS', 'RECIPES', 'HEADLINE_NAMES',
-           'SHORT_NAMES', 'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'meta_baseline', 'baseline_records',
-           'score_seed', 'run_headline_seed', 'add_baselines', 'protocol_rows', 'headline_rows', 'write_headline',
+__all__ = ['PAPER_LOSSES', 'PUDNET_ROW', 'PRETRAINED_ROW', 'META_BASELINE_ROW', 'HEADLINE_SEEDS', 'RECIPES', 'STEP_SUFFIX',
+           'HEADLINE_NAMES', 'SHORT_NAMES', 'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'step_config',
+           'step_starts', 'step_records', 'meta_baseline', 'baselines', 'baseline_records', 'score_seed',
+           'run_headline_seed', 'add_baselines', 'add_step_rows', 'protocol_rows', 'headline_rows', 'write_headline',
            'headline_table', 'headline_summary']
 
 # %% ../nbs/13_headline.ipynb #81a61f3d
@@ -71,6 +74,41 @@ def train_command(recipe: HeadlineRecipe, seed: int, checkpoint) -> str:
     return (f"pudnet train --protocol {recipe.protocol} --steps {recipe.steps} --seed {seed} {options} "
             f"--checkpoint {checkpoint} --quiet")
 
+# %% ../nbs/13_headline.ipynb #ad4ab9d2
+STEP_SUFFIX = ' + learned step'  # a row's method with the learned step offered to every method
+
+def step_config(recipe: HeadlineRecipe, seed: int) -> StepConfig:
+    "The learned step offered to every method of `recipe`: `StepConfig`'s defaults for its ways, the network frozen."
+    return StepConfig(ways=get_protocol(recipe.protocol).ways, net_lr=0.0, seed=seed)
+
+def step_starts(model: PudNet, seed: int, nets: dict) -> dict:
+    "The fixed networks a step is offered to: the untrained network from `seed`, and `baselines`' `nets`."
+    return {UNTRAINED_ROW: untrained_network(model, seed), **{name: net for name, (net, _) in nets.items()}}
+
+def _stepped(net, step, tasks: list, device, rows: tuple) -> tuple:
+    "`step_swap`'s `rows` of `net` (one network, or each task's own) on `tasks`, and the seconds a task took."
+    t0 = time.perf_counter()
+    out = step_swap(net, step, tasks, net[0] if isinstance(net, list) else net, device, rows)
+    return out, (time.perf_counter() - t0) / len(tasks)
+
+def step_records(recipe: HeadlineRecipe, model: PudNet, starts: dict, pool: DevicePool, tasks: list, seed: int,
+                 device='cpu', info: dict | None = None) -> list:
+    """Records of PudNet, the swap of its prediction alone, and each network of `starts`, every one with its own learned
+    step (`step_config`, meta-trained for `recipe.steps` steps on `pool`, the meta-train classes), on `tasks`."""
+    cfg, own = step_config(recipe, seed), STEP_ROWS[0]
+    def record(name, accs, seconds, history):
+        how = dict(asdict(cfg), steps=recipe.steps, seconds=history[-1]['seconds'])
+        return make_record(recipe.protocol, name + STEP_SUFFIX, model.config.arch, tasks, accs, [seconds] * len(accs),
+                           device, bn='task', step=how, **(info or {}))
+    _, step, history = train_pudnet_step(model, pool, cfg, steps=recipe.steps)
+    rows, seconds = _stepped(predicted_networks(model, tasks, device), step, tasks, device, (own, STEP_PREDICTION_ROW))
+    out = [record(PUDNET_ROW, rows[own], seconds, history), record(SWAP_ROW, rows[STEP_PREDICTION_ROW], seconds, history)]
+    for name, net in starts.items():
+        _, step, history = train_step(net, pool, cfg, steps=recipe.steps)
+        rows, seconds = _stepped(net, step, tasks, device, (own,))
+        out.append(record(name, rows[own], seconds, history))
+    return out
+
 # %% ../nbs/13_headline.ipynb #105e283b
 def _pretrained(recipe: HeadlineRecipe, data, arch: str, width: int, seed: int, device) -> tuple:
     "The Pretrained network of `recipe` from `seed` (supervised on the meta-train classes), its info, and its pool."
@@ -84,32 +122,37 @@ def meta_baseline(recipe: HeadlineRecipe, pretrained, pool, seed: int) -> tuple:
     cfg = TrainConfig(steps=recipe.steps, ways=get_protocol(recipe.protocol).ways, seed=seed)
     return train_meta_baseline(pretrained, pool, cfg, amp=False)
 
-def baseline_records(recipe: HeadlineRecipe, data, tasks: list, arch: str, width: int, seed: int, device='cpu',
-                     info: dict | None = None) -> list:
-    "Records of Pretrained and of Meta-Baseline started from it, on `tasks`, both from `seed` (`info` added to each)."
+def baselines(recipe: HeadlineRecipe, data, arch: str, width: int, seed: int, device='cpu') -> tuple:
+    "Pretrained and Meta-Baseline started from it, both from `seed`: ({name: (network, how it was trained)}, the meta-train pool)."
     net, trained, pool = _pretrained(recipe, data, arch, width, seed, device)
     meta, meta_info = meta_baseline(recipe, net, pool, seed)
+    return {PRETRAINED_ROW: (net, dict(pretrained=trained)),
+            META_BASELINE_ROW: (meta, dict(pretrained=trained, meta_trained=meta_info))}, pool
+
+def baseline_records(recipe: HeadlineRecipe, tasks: list, arch: str, nets: dict, device='cpu', info: dict | None = None) -> list:
+    "Records of the `baselines` networks `nets` on `tasks` (`info` added to each)."
     out = []
-    for name, n, how in ((PRETRAINED_ROW, net, dict(pretrained=trained)),
-                         (META_BASELINE_ROW, meta, dict(pretrained=trained, meta_trained=meta_info))):
-        r = evaluate_feature_net(n, tasks, device, amp=False)
+    for name, (net, how) in nets.items():
+        r = evaluate_feature_net(net, tasks, device, amp=False)
         out.append(make_record(recipe.protocol, name, arch, tasks, r['acc'], r['seconds'], device, bn='task', **how, **(info or {})))
     return out
 
 def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', **extra) -> list:
-    "Records of PudNet, its floors, the fixed baselines and Adam on `recipe`'s test tasks, every random choice from `seed`."
+    """Records of PudNet, its floors, the fixed baselines, each of them with the learned step, and Adam on `recipe`'s test
+    tasks, every random choice from `seed`."""
     data = load_protocol_data(recipe.protocol)
     tasks, arch, width = protocol_tasks(data, recipe.n_tasks), model.config.arch, model.config.width
     info = dict(seed=seed, selected_on=recipe.selected_on, **extra)
     pud = evaluate_pudnet(model, tasks, device)
+    nets, pool = baselines(recipe, data, arch, width, seed, device)
     records = [make_record(recipe.protocol, PUDNET_ROW, arch, tasks, pud['acc'], pud['seconds'], device, bn='task', **info),
                *[{**r, **info} for r in floor_records(recipe.protocol, model, tasks, pud['acc'], device, seed)],
-               *baseline_records(recipe, data, tasks, arch, width, seed, device, info)]
+               *baseline_records(recipe, tasks, arch, nets, device, info)]
     scratch = tasks[:recipe.scratch_tasks]
     for e, r in evaluate_scratch(scratch, arch, recipe.epochs, device=device, width=width, seed=seed).items():
         records.append(make_record(recipe.protocol, f'Adam scratch {e} ep', arch, scratch, r['acc'], r['seconds'], device,
                                    epochs=e, **info))
-    return records
+    return records + step_records(recipe, model, step_starts(model, seed, nets), pool, tasks, seed, device, info)
 
 
 # %% ../nbs/13_headline.ipynb #16c740ff
@@ -128,23 +171,49 @@ def run_headline_seed(recipe: HeadlineRecipe, seed: int, out='results/headline',
     return write_records(Path(out) / recipe.protocol / f'seed{seed}.json', records)
 
 # %% ../nbs/13_headline.ipynb #addb0002
+def _reproduces(accs: list, record: dict, what: str, path) -> None:
+    "Stop unless `accs` are `record`'s accuracies to 1e-6 (`what`, trained again, must be the network the file scored)."
+    drift = max(abs(a - b) for a, b in zip(accs, record['accs']))
+    if drift > 1e-6: raise RuntimeError(f"{what} does not reproduce {path} (up to {drift:.4f})")
+
+def _seed_file(recipe: HeadlineRecipe, seed: int, folder) -> tuple:
+    "A committed seed file of `recipe`: (path, its records, the protocol's data, its test tasks), checked."
+    path = Path(folder) / recipe.protocol / f'seed{seed}.json'
+    records = json.loads(path.read_text())
+    data = load_protocol_data(recipe.protocol)
+    tasks = protocol_tasks(data, recipe.n_tasks)
+    if [t.seed for t in tasks] != records[0]['seeds']: raise ValueError(f"{path}: not the recipe's test tasks")
+    return path, records, data, tasks
+
 def add_baselines(recipe: HeadlineRecipe, seed: int, folder='results/headline', device='cpu') -> Path:
     """Add the fixed baselines a seed's committed records lack (a row added to the recipe after its runs), scored on the
     same tasks from the same seed. Pretrained is trained again: its accuracies must match the file's to 1e-6, or it stops."""
-    path = Path(folder) / recipe.protocol / f'seed{seed}.json'
-    records = json.loads(path.read_text())
+    path, records, data, tasks = _seed_file(recipe, seed, folder)
     old = {r['method']: r for r in records}
-    data = load_protocol_data(recipe.protocol)
-    tasks = protocol_tasks(data, recipe.n_tasks)
-    if [t.seed for t in tasks] != old[PUDNET_ROW]['seeds']: raise ValueError(f"{path}: not the recipe's test tasks")
     arch = old[PUDNET_ROW]['arch']
-    new = baseline_records(recipe, data, tasks, arch, PudNetConfig.for_arch(arch).width, seed, device,
-                           dict(seed=seed, selected_on=recipe.selected_on, added_after_the_runs=True))
-    drift = max(abs(a - b) for a, b in zip(new[0]['accs'], old[PRETRAINED_ROW]['accs']))
-    if drift > 1e-6: raise RuntimeError(f"Pretrained from seed {seed} does not reproduce {path} (up to {drift:.4f})")
+    nets, _ = baselines(recipe, data, arch, PudNetConfig.for_arch(arch).width, seed, device)
+    new = baseline_records(recipe, tasks, arch, nets, device, dict(seed=seed, selected_on=recipe.selected_on,
+                                                                    added_after_the_runs=True))
+    _reproduces(new[0]['accs'], old[PRETRAINED_ROW], f"Pretrained from seed {seed}", path)
     at = [r['method'] for r in records].index(PRETRAINED_ROW) + 1  # the new rows follow Pretrained, as in `score_seed`
     return write_records(path, records[:at] + [r for r in new if r['method'] not in old] + records[at:])
 
+def add_step_rows(recipe: HeadlineRecipe, seed: int, folder='results/headline', runs='runs/headline', device='cpu') -> Path:
+    """Add the learned-step rows (`step_records`) to a seed's committed records, on the same tasks from the same seed.
+    PudNet is the seed's checkpoint in `runs` (`train_command` makes it again), Pretrained and
+    Meta-Baseline are trained again: each must reproduce the file's accuracies to 1e-6, or it stops."""
+    path, records, data, tasks = _seed_file(recipe, seed, folder)
+    old = {r['method']: r for r in records}
+    checkpoint = Path(runs) / f"{recipe.protocol}-seed{seed}.safetensors"
+    if not checkpoint.exists(): raise FileNotFoundError(f"{checkpoint}: run `{train_command(recipe, seed, checkpoint)}` first")
+    model = PudNet.load(checkpoint).to(device)
+    _reproduces(evaluate_pudnet(model, tasks, device)['acc'], old[PUDNET_ROW], f"PudNet {checkpoint}", path)
+    nets, pool = baselines(recipe, data, model.config.arch, model.config.width, seed, device)
+    for name, (net, _) in nets.items():
+        _reproduces(evaluate_feature_net(net, tasks, device, amp=False)['acc'], old[name], f"{name} from seed {seed}", path)
+    new = step_records(recipe, model, step_starts(model, seed, nets), pool, tasks, seed, device,
+                       dict(seed=seed, selected_on=recipe.selected_on, added_after_the_runs=True))
+    return write_records(path, [r for r in records if not r['method'].endswith(STEP_SUFFIX)] + new)
 
 # %% ../nbs/13_headline.ipynb #e9db5bac
 def _matrix(records: list, method: str) -> tuple:
@@ -154,20 +223,31 @@ def _matrix(records: list, method: str) -> tuple:
     if len(tasks) != 1: raise ValueError(f"{method}: the seeds were not scored on the same tasks")
     return [r['seed'] for r in rows], np.array([r['accs'] for r in rows]), list(tasks.pop())
 
+def _against(m, reference: tuple | None, tasks: list) -> dict:
+    "Mean and interval of the matrix `m`, and (given PudNet's `reference`: (matrix, task seeds)) PudNet minus it, paired."
+    mean, ci = seed_task_ci95(m)
+    if reference is None: return {'mean': mean, 'ci95': ci}
+    ref, ref_tasks = reference
+    gap, gap_ci = seed_task_ci95(ref[:, [ref_tasks.index(t) for t in tasks]] - m)
+    return {'mean': mean, 'ci95': ci, 'pudnet_minus': gap, 'pudnet_minus_ci95': gap_ci}
+
 def protocol_rows(records: list, files: list) -> list:
-    "Headline rows of one protocol's records (every seed's): mean ± interval, and PudNet minus each row, paired."
-    protocol = records[0]['protocol']
-    seeds, pud, pud_tasks = _matrix(records, PUDNET_ROW)
-    rows = []
-    for method in dict.fromkeys(r['method'] for r in records):
+    """Headline rows of one protocol's records (every seed's): mean ± interval, and PudNet minus each row, paired; a row
+    offered the learned step carries it in `with_step`, paired with PudNet + step."""
+    protocol, methods = records[0]['protocol'], list(dict.fromkeys(r['method'] for r in records))
+    seeds = _matrix(records, PUDNET_ROW)[0]
+    def summary(method, reference):
         s, m, tasks = _matrix(records, method)
         if s != seeds: raise ValueError(f"{method}: seeds {s}, PudNet's {seeds}")
-        mean, ci = seed_task_ci95(m)
-        row = {'method': method, 'protocol': protocol, 'seeds': s, 'n_tasks': len(tasks),
-               'selected_on': records[0]['selected_on'], 'mean': mean, 'ci95': ci, 'records': files}
-        if method != PUDNET_ROW:
-            own = pud[:, [pud_tasks.index(t) for t in tasks]]
-            row['pudnet_minus'], row['pudnet_minus_ci95'] = seed_task_ci95(own - m)
+        return tasks, _against(m, None if method == reference else _matrix(records, reference)[1:], tasks)
+    rows = []
+    for method in (m for m in methods if not m.endswith(STEP_SUFFIX)):
+        tasks, numbers = summary(method, PUDNET_ROW)
+        row = {'method': method, 'protocol': protocol, 'seeds': seeds, 'n_tasks': len(tasks),
+               'selected_on': records[0]['selected_on'], 'mean': numbers.pop('mean'), 'ci95': numbers.pop('ci95'),
+               'records': files, **numbers}
+        if method + STEP_SUFFIX in methods:
+            row['with_step'] = {'method': method + STEP_SUFFIX, **summary(method + STEP_SUFFIX, PUDNET_ROW + STEP_SUFFIX)[1]}
         rows.append(row)
     return rows
 
@@ -196,13 +276,21 @@ HEADLINE_NAMES = {UNTRAINED_ROW: 'the untrained network', SWAP_ROW: "the swap: P
                   PRETRAINED_ROW: 'Pretrained (supervised on the meta-train classes)'}
 SHORT_NAMES = {UNTRAINED_ROW: 'the untrained network', SWAP_ROW: "the swap (another task's P)", PRETRAINED_ROW: 'Pretrained'}
 
+def _shown(r: dict | None) -> list:
+    "The two cells of a row (or of its `with_step`): accuracy, and PudNet minus it (empty where there is none)."
+    if r is None: return ['', '']
+    return [percent(r['mean'], r['ci95']),
+            percent(r['pudnet_minus'], r['pudnet_minus_ci95'], sign=True) if 'pudnet_minus' in r else '']
+
 def headline_table(rows: list) -> str:
-    "A Markdown table of headline rows: protocol, method, seeds x tasks, accuracy, PudNet minus it."
-    lines = ['| protocol | method | seeds x tasks | accuracy (%) | PudNet minus it (points) |', '|---|---|---|---|---|']
+    """A Markdown table of headline rows: protocol, method, seeds x tasks, then accuracy and PudNet minus it, without and
+    with the learned step (PudNet + step minus the row + step)."""
+    lines = ['| protocol | method | seeds x tasks | accuracy (%) | PudNet minus it (points) | with the learned step (%) '
+             '| PudNet + step minus it (points) |', '|---|---|---|---|---|---|---|']
     for r in rows:
         name = HEADLINE_NAMES.get(r['method'], _adam_name(r['method']))
-        diff = percent(r['pudnet_minus'], r['pudnet_minus_ci95'], sign=True) if 'pudnet_minus' in r else ''
-        lines.append(f"| {r['protocol']} | {name} | {len(r['seeds'])} x {r['n_tasks']} | {percent(r['mean'], r['ci95'])} | {diff} |")
+        cells = ' | '.join(_shown(r) + _shown(r.get('with_step')))
+        lines.append(f"| {r['protocol']} | {name} | {len(r['seeds'])} x {r['n_tasks']} | {cells} |")
     return '\n'.join(lines)
 
 # %% ../nbs/13_headline.ipynb #efdc7168
@@ -211,16 +299,27 @@ def _verdict(r: dict) -> str:
     d, h = r['pudnet_minus'], r['pudnet_minus_ci95']
     return 'ties' if math.isnan(h) or abs(d) <= h else 'above' if d > 0 else 'below'
 
+def _verdicts(pairs: list) -> str:
+    "'is above A (+x); ties B (+y); is below C (-z)' for (name, row) pairs, each row holding PudNet minus it."
+    parts = []
+    for verdict, words in (('above', 'is above'), ('ties', 'ties'), ('below', 'is below')):
+        names = [f"{name} ({percent(r['pudnet_minus'], r['pudnet_minus_ci95'], sign=True)})" for name, r in pairs
+                 if _verdict(r) == verdict]
+        if names: parts.append(f"{words} {', '.join(names)}")
+    return '; '.join(parts)
+
 def headline_summary(rows: list) -> str:
-    "One sentence per protocol: PudNet's accuracy, and the rows it is above, ties and is below (paired)."
+    """One sentence per protocol: PudNet's accuracy, and the rows it is above, ties and is below (paired); and one for
+    PudNet + step against every row offered the same step."""
     out = []
     for protocol in dict.fromkeys(r['protocol'] for r in rows):
         rs = [r for r in rows if r['protocol'] == protocol]
-        pud, others = rs[0], [r for r in rs[1:] if 'pudnet_minus' in r]
-        parts = []
-        for verdict, words in (('above', 'is above'), ('ties', 'ties'), ('below', 'is below')):
-            names = [f"{SHORT_NAMES.get(r['method'], _adam_name(r['method'], labels=False))} "
-                     f"({percent(r['pudnet_minus'], r['pudnet_minus_ci95'], sign=True)})" for r in others if _verdict(r) == verdict]
-            if names: parts.append(f"{words} {', '.join(names)}")
-        out.append(f"On {protocol}, PudNet ({percent(pud['mean'], pud['ci95'])} %) {'; '.join(parts)}.")
+        pud = rs[0]
+        name = lambda r: SHORT_NAMES.get(r['method'], _adam_name(r['method'], labels=False))
+        out.append(f"On {protocol}, PudNet ({percent(pud['mean'], pud['ci95'])} %) "
+                   f"{_verdicts([(name(r), r) for r in rs[1:] if 'pudnet_minus' in r])}.")
+        if 'with_step' in pud:
+            step = pud['with_step']
+            out.append(f"With the same learned step offered to every method, PudNet + step ({percent(step['mean'], step['ci95'])} %) "
+                       f"{_verdicts([(name(r), r['with_step']) for r in rs[1:] if 'with_step' in r])}.")
     return ' '.join(out)
