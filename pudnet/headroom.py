@@ -16,21 +16,26 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .data import MIXTURE_SHAPE, ImageData, adapt_images, load_dataset, mix_datasets
+from .data import MIXTURE_SHAPE, ImageData, adapt_images, load_dataset, mix_datasets, to_float
+from .evaluation import evaluate_scratch
 from .fast import DevicePool
 from .headline import seed_task_ci95
-from .meta_baselines import _episodic, evaluate_feature_net, train_protonet
-from .tasks import ProtocolData, _resolve, get_protocol, protocol_tasks
+from .losses import prototype_logits
+from .meta_baselines import _episodic, evaluate_feature_net, task_network, train_protonet
+from .tasks import ProtocolData, Task, _resolve, get_protocol, protocol_tasks
 from .training import TrainConfig
 
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
-           'FIXED', 'CELL_KEYS', 'MIN_SEEDS', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images',
-           'protocol_pools', 'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training',
-           'headroom_networks', 'score_domain', 'room_matrix', 'headroom_command', 'headroom_record', 'run_headroom',
-           'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom']
+           'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
+           'MIN_SEEDS', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
+           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
+           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
+           'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
+           'plot_headroom']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +128,7 @@ def headroom_networks(mix: ImageData, width: int, seed: int, n_tasks: int) -> tu
 # %% ../nbs/17_headroom.ipynb #6d9b43a7
 METHODS = ('shared-longer', 'specialist')  # the networks scored on each domain's tasks
 MADE, FIXED = 'specialist', 'shared-longer'  # room = MADE - FIXED (both trained on as many tasks)
+TEN_SHOTS, ALL_LABELS = '10 per class', 'all of P'  # the labels a task gives: the map's labels axis
 
 def score_domain(nets: dict, domain: str, pools: ProtocolData, n_eval: int) -> dict:
     """{method: accuracy per task} on the first `n_eval` evaluation tasks of `domain` (its protocol's tasks, images as
@@ -136,40 +142,100 @@ def room_matrix(records: list, domain: str, made: str = MADE, fixed: str = FIXED
     accs = lambda r, m: np.asarray(r['domains'][domain]['accs'][m], dtype=float)
     return np.stack([100 * (accs(r, made) - accs(r, fixed)) for r in records])
 
+# %% ../nbs/17_headroom.ipynb #b7c7893d
+FINE_TUNE = dict(epochs=5, lr=1e-3, batch_size=32)  # the network made for a task from the fixed one (fixed before the runs)
+SCRATCH_EPOCHS = 10  # Adam from scratch on all of P: the paper's comparison
+MADE_ALL, FIXED_ALL = ('fine-tuned', 'scratch'), ('shared-longer', 'shared-longer probe')  # the candidates on that axis
+
+def all_labels_task(task: Task) -> Task:
+    "`task` with every image of its P labelled (its shots are all of P)."
+    return replace(task, shot_idx=torch.arange(len(task.p_y)))
+
+@torch.no_grad()
+def _unit_features(net: nn.Module, x: torch.Tensor) -> np.ndarray:
+    "`net`'s features of uint8 images `x`, each scaled to length 1 (the cosine geometry the prototypes use)."
+    return F.normalize(torch.cat([net(b) for b in to_float(x).split(512)]), dim=-1).numpy()
+
+def probe_accuracy(net: nn.Module, task: Task) -> float:
+    "Accuracy on Q of a logistic-regression probe fitted on `net`'s features of all of P (BatchNorm statistics from P)."
+    from sklearn.linear_model import LogisticRegression
+    n = task_network(net.eval(), to_float(task.p_x)).eval()
+    probe = LogisticRegression(max_iter=2000).fit(_unit_features(n, task.p_x), task.p_y.numpy())
+    return float((probe.predict(_unit_features(n, task.q_x)) == task.q_y.numpy()).mean())
+
+def fine_tune(net: nn.Module, task: Task, epochs: int, lr: float, batch_size: int, seed: int) -> nn.Module:
+    """A copy of `net` trained on all of P with its labels: Adam on eq. 7's cross-entropy (tau = `TAU`) against
+    trainable class centres that start at P's class means. `net` is left as it was."""
+    net, x, y = copy.deepcopy(net), to_float(task.p_x), task.p_y
+    with torch.no_grad():
+        f = _unit_features(task_network(net.eval(), x).eval(), task.p_x)
+        centres = nn.Parameter(torch.stack([torch.from_numpy(f[(y == k).numpy()]).mean(0) for k in range(task.ways)]))
+    opt = torch.optim.Adam([*net.parameters(), centres], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+            loss = F.cross_entropy(prototype_logits(net(x[idx]), centres, TAU), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+def score_domain_all_labels(nets: dict, domain: str, pools: ProtocolData, n_eval: int, width: int, seed: int) -> dict:
+    "{method: accuracy per task} of `FIXED_ALL` and `MADE_ALL` on `domain`'s first `n_eval` tasks, all of P labelled."
+    tasks = protocol_tasks(pools, n_eval)
+    full, fixed = [all_labels_task(t) for t in tasks], nets['shared-longer']
+    tuned = [fine_tune(fixed, t, seed=t.seed + seed, **FINE_TUNE) for t in tasks]
+    return {'shared-longer': evaluate_feature_net(fixed, full, 'cpu', amp=False)['acc'],
+            'shared-longer probe': [probe_accuracy(fixed, t) for t in tasks],
+            'fine-tuned': [evaluate_feature_net(n, [t], 'cpu', amp=False)['acc'][0] for n, t in zip(tuned, full)],
+            'scratch': evaluate_scratch(tasks, 'convnet3', (SCRATCH_EPOCHS,), width=width, seed=seed)[SCRATCH_EPOCHS]['acc']}
+
 # %% ../nbs/17_headroom.ipynb #5c41a613
-def headroom_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int) -> str:
+def headroom_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS) -> str:
     "The shell command that writes the records of `mix` at `width` for `seeds` (run from the repository's root)."
+    extra = '' if labels == TEN_SHOTS else f", labels='{labels}'"
     return (f"OMP_NUM_THREADS=1 nice python -c \"from pudnet.headroom import run_headroom; "
-            f"run_headroom('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval})\"")
+            f"run_headroom('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval}{extra})\"")
 
 def _git_state() -> dict:
     "The commit of the working tree and whether files differ from it."
     git = lambda *a: subprocess.run(['git', *a], capture_output=True, text=True).stdout.strip()
     return {'commit': git('rev-parse', 'HEAD'), 'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
 
-def headroom_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: int, domains: dict, data: ImageData) -> dict:
+def _scored(nets: dict, domain: str, pools: ProtocolData, n_eval: int, width: int, seed: int, labels: str) -> dict:
+    "{method: accuracy per task} of `domain` with the `labels` its tasks give."
+    if labels == TEN_SHOTS: return score_domain(nets, domain, pools, n_eval)
+    if labels == ALL_LABELS: return score_domain_all_labels(nets, domain, pools, n_eval, width, seed)
+    raise ValueError(f"labels must be {TEN_SHOTS!r} or {ALL_LABELS!r}, got {labels!r}")
+
+def headroom_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: int, domains: dict, data: ImageData,
+                    labels: str = TEN_SHOTS) -> dict:
     "One seed's record: train the networks on `data` (the mix's meta-train images), score each domain's tasks."
     t0, c0 = time.perf_counter(), time.process_time()
     nets, infos = headroom_networks(data, width, seed, n_tasks)
     t1 = time.perf_counter()
     scored = {d: {'protocol': DOMAINS[d].protocol, 'classes': EVAL_CLASSES[DOMAINS[d].protocol],
-                  'accs': score_domain(nets, d, pools, n_eval)} for d, pools in domains.items()}
-    return {'mix': mix, 'width': width, 'seed': seed, 'labels': '10 per class', 'n_tasks': n_tasks,
-            'continue_tasks': max(1, n_tasks // 4), 'eval_tasks': n_eval, 'made': MADE, 'fixed': FIXED,
+                  'accs': _scored(nets, d, pools, n_eval, width, seed, labels)} for d, pools in domains.items()}
+    made, fixed = (MADE, FIXED) if labels == TEN_SHOTS else (list(MADE_ALL), list(FIXED_ALL))
+    return {'mix': mix, 'width': width, 'seed': seed, 'labels': labels, 'n_tasks': n_tasks,
+            'continue_tasks': max(1, n_tasks // 4), 'eval_tasks': n_eval, 'made': made, 'fixed': fixed,
             'domains': scored, 'train': infos, 'train_seconds': t1 - t0, 'eval_seconds': time.perf_counter() - t1,
             'cpu_seconds': time.process_time() - c0}  # wall seconds can include waits on a shared machine
 
-def run_headroom(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 30, out='results/headroom') -> list:
-    "Write `out`/<mix>-w<width>-n<n_tasks>/seed<s>.json for each seed (the data read once) and return their paths."
+def run_headroom(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 30, out='results/headroom',
+                 labels: str = TEN_SHOTS) -> list:
+    """Write `out`/<mix>-w<width>-n<n_tasks>/seed<s>.json for each seed (the data read once; folder name ending in
+    '-all' with all of P's labels) and return their paths."""
     t0 = time.perf_counter()
     domains = load_mix(mix)
     data = meta_train_mix(domains)
     load_seconds, paths = time.perf_counter() - t0, []
     for s in seeds:
-        rec = headroom_record(mix, width, s, n_tasks, n_eval, domains, data)
-        rec.update(_git_state(), command=headroom_command(mix, width, seeds, n_tasks, n_eval),
+        rec = headroom_record(mix, width, s, n_tasks, n_eval, domains, data, labels)
+        rec.update(_git_state(), command=headroom_command(mix, width, seeds, n_tasks, n_eval, labels),
                    load_seconds=load_seconds, seconds=rec['train_seconds'] + rec['eval_seconds'])
-        path = Path(out) / f'{mix}-w{width}-n{n_tasks}' / f'seed{s}.json'
+        path = Path(out) / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{s}.json'
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec, indent=1) + '\n')
         paths.append(path)
@@ -179,17 +245,23 @@ def run_headroom(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 30, ou
 CELL_KEYS = ('width', 'mix', 'labels', 'budget', 'headroom', 'headroom_ci95', 'seeds')  # the issue's schema
 MIN_SEEDS = 3  # a cell of the map needs at least this many seeds (the room-map issue)
 
+def _best(records: list, domain: str, candidates) -> str:
+    "The candidate method (one name, or a list) with the highest mean accuracy on `domain` over every seed and task."
+    if isinstance(candidates, str): return candidates
+    return max(candidates, key=lambda m: np.mean([r['domains'][domain]['accs'][m] for r in records]))
+
 def _cells(records: list) -> list:
     "The cells of one <mix>-w<width>-n<budget> folder's records (one per seed): a cell per domain."
     r0, cells = records[0], []
     for d, dom in r0['domains'].items():
-        mean, ci = seed_task_ci95(room_matrix(records, d))
-        acc = {m: round(100 * float(np.mean([r['domains'][d]['accs'][m] for r in records])), 2) for m in METHODS}
+        made, fixed = _best(records, d, r0['made']), _best(records, d, r0['fixed'])
+        mean, ci = seed_task_ci95(room_matrix(records, d, made, fixed))
+        acc = {m: round(100 * float(np.mean([r['domains'][d]['accs'][m] for r in records])), 2) for m in dom['accs']}
         cells.append({'width': r0['width'], 'mix': r0['mix'], 'labels': r0['labels'],
                       'budget': r0['n_tasks'] + r0['continue_tasks'], 'headroom': round(mean, 2),
                       'headroom_ci95': round(ci, 2), 'seeds': sorted(r['seed'] for r in records), 'domain': d,
-                      'eval_classes': dom['classes'], 'tasks': len(dom['accs'][MADE]), 'made': r0['made'],
-                      'fixed': r0['fixed'], 'accuracy': acc,
+                      'eval_classes': dom['classes'], 'tasks': len(dom['accs'][made]), 'made': made,
+                      'fixed': fixed, 'accuracy': acc,
                       'seconds_per_seed': round(float(np.mean([r['seconds'] for r in records])))})
     return cells
 
@@ -222,13 +294,13 @@ def write_summary(folder='results/headroom') -> Path:
 def plot_headroom(summary: dict) -> go.Figure:
     "The room of each cell of `summary` (points, 95 % interval over seeds and tasks): a bar a domain, a colour a run."
     fig = go.Figure()
-    runs = _groupby(summary['cells'], lambda c: (c['mix'], c['width'], c['budget']))
-    for (mix, width, budget), cells in runs.items():
-        fig.add_bar(name=f'{mix}, width {width}, {budget} tasks', x=[c['domain'] for c in cells],
+    runs = _groupby(summary['cells'], lambda c: (c['mix'], c['width'], c['budget'], c['labels']))
+    for (mix, width, budget, labels), cells in runs.items():
+        fig.add_bar(name=f'{mix}, width {width}, {budget} tasks, labels: {labels}', x=[c['domain'] for c in cells],
                     y=[c['headroom'] for c in cells],
                     error_y={'type': 'data', 'array': [c['headroom_ci95'] for c in cells]},
                     hovertext=[f"{c['tasks']} tasks x {len(c['seeds'])} seeds, {c['eval_classes']}" for c in cells])
-    fig.update_layout(barmode='group', height=380, yaxis_title='room: specialist - shared trained as long (points)',
+    fig.update_layout(barmode='group', height=380, yaxis_title='room: made for the data - fixed (points)',
                       xaxis_title='domain of the evaluation tasks', legend_title='mix')
     return fig
 
