@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from pudnet.data import ImageData
-from pudnet.headroom import (CELL_KEYS, DOMAINS, MIXES, check_summary, domain_images, headroom_cells, headroom_networks,
-                             invert_images, room_matrix, rotate_images)
+from pudnet.headroom import (ALL_LABELS, CELL_KEYS, DOMAINS, FIXED_ALL, MADE_ALL, MIXES, TEN_SHOTS, all_labels_task,
+                             check_summary, domain_images, fine_tune, headroom_cells, headroom_networks, invert_images,
+                             probe_accuracy, room_matrix, rotate_images)
+from pudnet.tasks import sample_task
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = REPO / 'results' / 'headroom' / 'summary.json'
@@ -61,7 +63,7 @@ def test_the_committed_summary_has_the_schema_and_matches_its_records():
     assert summary['cells'] and all(set(CELL_KEYS) <= set(c) for c in summary['cells'])
     assert summary['cells'] == headroom_cells(SUMMARY.parent)
     for c in summary['cells']:
-        assert len(c['seeds']) >= 3 and np.isfinite(c['headroom_ci95']) and c['labels'] == '10 per class'
+        assert len(c['seeds']) >= 3 and np.isfinite(c['headroom_ci95']) and c['labels'] in (TEN_SHOTS, ALL_LABELS)
 
 
 def _seed_record(seed, made, fixed):
@@ -88,3 +90,29 @@ def test_a_summary_without_the_schema_is_refused():
     cell = dict.fromkeys(CELL_KEYS, 0) | {'seeds': [0, 1], 'mix': 'm'}
     with pytest.raises(ValueError, match='< 3'): check_summary({'cells': [cell], 'pudnet': []})
     with pytest.raises(ValueError, match='lacks'): check_summary({'cells': [{'mix': 'm'}], 'pudnet': []})
+
+
+def test_with_all_labels_a_cell_is_the_better_made_minus_the_better_fixed(tmp_path):
+    sub = tmp_path / 'toy-w8-n40-all'
+    sub.mkdir()
+    accs = {'shared-longer': [0.5, 0.5], 'shared-longer probe': [0.6, 0.7], 'fine-tuned': [0.6, 0.6], 'scratch': [0.8, 0.8]}
+    for s in range(3):
+        r = _seed_record(s, None, None) | {'labels': ALL_LABELS, 'made': list(MADE_ALL), 'fixed': list(FIXED_ALL)}
+        r['domains'] = {'a': {'classes': 'validation', 'accs': accs}}
+        (sub / f'seed{s}.json').write_text(json.dumps(r))
+    [cell] = headroom_cells(tmp_path)
+    assert (cell['made'], cell['fixed'], cell['labels']) == ('scratch', 'shared-longer probe', ALL_LABELS)
+    assert abs(cell['headroom'] - 15.0) < 1e-9 and set(cell['accuracy']) == set(accs)
+
+
+def test_all_labels_fine_tuning_and_the_probe_read_every_image_of_p():
+    data = ImageData(_images(40, seed=1), torch.arange(4).repeat_interleave(10), list('abcd'))
+    task = sample_task(data, None, range(4), 4, 6, 4, 2, seed=0)
+    assert len(all_labels_task(task).shot_x) == len(task.p_x) == 24 and len(task.shot_x) == 8
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    before = {n: p.clone() for n, p in net.state_dict().items()}
+    tuned = fine_tune(net, task, epochs=1, lr=1e-2, batch_size=8, seed=0)
+    assert all(torch.equal(p, before[n]) for n, p in net.state_dict().items())  # the start is left as it was
+    assert not torch.equal(tuned[0].weight, net[0].weight)
+    assert 0 <= probe_accuracy(net, task) <= 1
