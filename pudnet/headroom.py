@@ -19,23 +19,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import PudNet, PudNetConfig
 from .data import MIXTURE_SHAPE, ImageData, adapt_images, load_dataset, mix_datasets, to_float
 from .evaluation import evaluate_scratch
-from .fast import DevicePool
+from .fast import DevicePool, augment_images
 from .headline import seed_task_ci95
-from .losses import prototype_logits
+from .losses import metric_loss, prototype_logits
 from .meta_baselines import _episodic, evaluate_feature_net, task_network, train_protonet
 from .tasks import ProtocolData, Task, _resolve, get_protocol, protocol_tasks
-from .training import TrainConfig
+from .training import TrainConfig, step_seed
 
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
-           'MIN_SEEDS', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
-           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
-           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
-           'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
-           'plot_headroom']
+           'MIN_SEEDS', 'ROOM_PUDNET', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES', 'invert_images',
+           'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix',
+           'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix',
+           'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command',
+           'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom',
+           'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
+           'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -309,3 +312,165 @@ def _groupby(items: list, key) -> dict:
     out = {}
     for it in items: out.setdefault(key(it), []).append(it)
     return out
+
+# %% ../nbs/17_headroom.ipynb #860c059e
+ROOM_PUDNET = dict(base_weights=True, predict_bn=True)  # warm start from the shared network: it starts as that network
+SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
+PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
+
+def room_pudnet(shared: nn.Module, width: int, n_classes: int) -> PudNet:
+    "A PudNet for the mix's ConvNet-3 of `width`, warm-started from `shared`: its prediction is `shared` at first."
+    cfg = PudNetConfig.for_arch('convnet3', in_channels=3, image_size=32, width=width, n_train_classes=n_classes,
+                                **ROOM_PUDNET)
+    return PudNet(cfg).warm_start(shared)
+
+def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch.Generator) -> tuple:
+    "The cosine-prototype loss and accuracy of one task: the sketch reads its P, the predicted network its shots and Q."
+    K, S, Q, P = cfg.ways, cfg.n_shot, cfg.q_per_class, SKETCH_PER_CLASS
+    idx, _ = pool.sample(1, K, P + Q, gen)  # (1, K, P + Q): P's first S images per class are the shots
+    x = to_float(pool.x[idx.flatten()])
+    if cfg.augment: x = augment_images(x, step_seed(cfg.seed, step))
+    x = x.view(K, P + Q, *x.shape[1:])
+    weights = {n: w[0] for n, w in model.generate(model.sketch(x[:, :P].flatten(0, 1))[None]).items()}
+    f = model.features(weights, torch.cat([x[:, :S], x[:, P:]], 1).flatten(0, 1)).view(K, S + Q, -1)
+    logits = prototype_logits(f[:, S:].flatten(0, 1), f[:, :S].mean(1), TAU)
+    y = torch.arange(K).repeat_interleave(Q)
+    return metric_loss(logits, y), (logits.argmax(-1) == y).float().mean()
+
+def _grad_norm(params) -> float:
+    return float(torch.sqrt(sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None)))
+
+def train_room_pudnet(model: PudNet, pool, cfg: TrainConfig, log_every: int = 50) -> dict:
+    """Meta-train `model` on `cfg.steps` tasks of `pool` (Adam at `cfg.lr`, tasks from `cfg.seed`); info with the
+    gradient norms of the sketch, the generators and the rest every `log_every` steps (whether the code is used)."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    parts = {'sketch': list(model.sketch.parameters()),
+             'generators': [*model.generators.parameters(), *model.bn_generators.parameters()],
+             'base and shared': [*model.base.parameters(), *model.shared.parameters()]}
+    model.train()
+    t0, grads = time.perf_counter(), []
+    for step in range(cfg.steps):
+        loss, acc = _pudnet_episode(model, pool, cfg, step, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if step % log_every == 0: grads.append({'step': step, **{k: _grad_norm(v) for k, v in parts.items()}})
+        opt.step()
+    return {'steps': cfg.steps, 'train_seconds': time.perf_counter() - t0, 'last_loss': loss.item(),
+            'last_acc': acc.item(), 'grad_norms': grads}
+
+# %% ../nbs/17_headroom.ipynb #3bb59821
+@torch.no_grad()
+def task_sketches(model: PudNet, tasks: list) -> torch.Tensor:
+    "The sketch of each task's P (eval mode): (tasks, m)."
+    model.eval()
+    return torch.stack([model.sketch(to_float(t.p_x), 1024) for t in tasks])
+
+def _scores(net: nn.Module, task, labels: str) -> dict:
+    "{suffix: accuracy} of `net` on `task`: prototypes from its 10 shots, or from all of P and a probe on all of P."
+    if labels == TEN_SHOTS: return {'': evaluate_feature_net(net, [task], 'cpu', amp=False)['acc'][0]}
+    return {'': evaluate_feature_net(net, [all_labels_task(task)], 'cpu', amp=False)['acc'][0],
+            ' probe': probe_accuracy(net, task)}
+
+SKETCH_SOURCES = ('pudnet', 'pudnet swap', 'pudnet other domain', 'pudnet mean sketch')
+
+def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str) -> dict:
+    """{domain: {method: accuracy per task}} of the networks in `fixed` and of PudNet's prediction from the task's own
+    P, another task's of its domain (the next one), the task of the same index in the next domain, and the mean of all
+    sketches; every network with the task's own BatchNorm statistics and labels."""
+    domains = list(tasks)
+    sk = {d: task_sketches(model, ts) for d, ts in tasks.items()}
+    mean = torch.cat(list(sk.values())).mean(0)
+    out = {}
+    for i, d in enumerate(domains):
+        other, n = domains[(i + 1) % len(domains)], len(tasks[d])
+        source = lambda j: {'pudnet': sk[d][j], 'pudnet swap': sk[d][(j + 1) % n],
+                            'pudnet other domain': sk[other][j], 'pudnet mean sketch': mean}
+        acc = {}
+        for j, t in enumerate(tasks[d]):
+            nets = {**fixed, **{m: model.predict(to_float(t.p_x), sketch=s) for m, s in source(j).items()}}
+            for m, net in nets.items():
+                for suffix, a in _scores(net, t, labels).items(): acc.setdefault(m + suffix, []).append(a)
+        out[d] = acc
+    return out, sk
+
+# %% ../nbs/17_headroom.ipynb #6847fbc8
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float: return float((a - b).norm() / b.norm())
+
+@torch.no_grad()
+def weight_movement(model: PudNet, sketches: dict, nets: dict) -> dict:
+    """Per predicted layer, relative distances (||a - b|| / ||b||): PudNet's kernels across tasks of one domain (to
+    the domain's mean), across domains (a domain's mean to the mean of all) and from its base; each specialist's
+    kernels from the fixed network's ('shared-longer')."""
+    out = {}
+    for name in model.shapes:
+        w = {d: model.generate(s)[name] for d, s in sketches.items()}  # (tasks, C_out, C_in, k, k)
+        centre = torch.cat(list(w.values())).mean(0)
+        fixed = dict(nets['shared-longer'].named_parameters())[name]
+        out[name] = {'within domain': float(np.mean([_rel(x, v.mean(0)) for v in w.values() for x in v])),
+                     'between domains': float(np.mean([_rel(v.mean(0), centre) for v in w.values()])),
+                     'from base': _rel(centre, model.base[name.replace('.', '__')]),
+                     'specialists from fixed': float(np.mean([_rel(dict(n.named_parameters())[name], fixed)
+                                                             for k, n in nets.items() if k.startswith('specialist/')]))}
+    return out
+
+def sketch_separation(sketches: dict) -> dict:
+    "Mean cosine similarity of sketches of the same domain and of different domains."
+    s = {d: F.normalize(v, dim=-1) for d, v in sketches.items()}
+    same = [float((v @ v.T)[~torch.eye(len(v), dtype=bool)].mean()) for v in s.values()]
+    ds = list(s)
+    diff = [float((s[a] @ s[b].T).mean()) for i, a in enumerate(ds) for b in ds[i + 1:]]
+    return {'same domain': float(np.mean(same)), 'different domains': float(np.mean(diff))}
+
+# %% ../nbs/17_headroom.ipynb #30336c53
+def _map_record(mix: str, width: int, seed: int, n_tasks: int, labels: str, folder='results/headroom') -> dict:
+    path = Path(folder) / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{seed}.json'
+    return json.loads(path.read_text())
+
+def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: int, domains: dict, data,
+                       labels: str = TEN_SHOTS, folder='results/headroom') -> dict:
+    """One seed: the map's networks trained again (the fixed one must reproduce the map's record to 1e-6), the fixed
+    network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one, all scored on
+    the map's tasks; the map's networks made for the data are read from its record."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    ref = _map_record(mix, width, seed, n_tasks, labels, folder)
+    nets, infos = headroom_networks(data, width, seed, n_tasks)
+    cfg = replace(HEADROOM_TRAIN, steps=PUDNET_STEPS * max(1, n_tasks // 4), seed=seed + CONTINUE_SEED)
+    nets['shared-matched'], infos['shared-matched'] = continue_training(nets['shared'], domain_pool(data), cfg)
+    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)))
+    infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
+    t1 = time.perf_counter()
+    tasks = {d: protocol_tasks(p, n_eval) for d, p in domains.items()}
+    fixed = {k: nets[k] for k in ('shared-longer', 'shared-matched')}
+    accs, sketches = score_room_pudnet(model, fixed, tasks, labels)
+    for d, acc in accs.items():
+        mine, theirs = np.asarray(acc['shared-longer']), np.asarray(ref['domains'][d]['accs']['shared-longer'])
+        if not np.allclose(mine, theirs, atol=1e-6, rtol=0):
+            raise ValueError(f"{d}: the fixed network does not reproduce the map's record (largest gap "
+                             f"{np.abs(mine - theirs).max():.2g}): another machine, thread count or code?")
+        acc.update({m: a for m, a in ref['domains'][d]['accs'].items() if m not in acc})
+    return {'mix': mix, 'width': width, 'seed': seed, 'labels': labels, 'n_tasks': n_tasks, 'eval_tasks': n_eval,
+            'pudnet_steps': cfg.steps, 'recipe': {**ROOM_PUDNET, 'sketch_per_class': SKETCH_PER_CLASS},
+            'selected_on': 'fixed before testing', 'made': ref['made'], 'fixed': [*np.atleast_1d(ref['fixed']).tolist(), 'shared-matched'],
+            'domains': accs, 'movement': weight_movement(model, sketches, nets),
+            'sketches': sketch_separation(sketches), 'train': infos, 'train_seconds': t1 - t0,
+            'eval_seconds': time.perf_counter() - t1, 'cpu_seconds': time.process_time() - c0}
+
+def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS) -> str:
+    extra = '' if labels == TEN_SHOTS else f", labels='{labels}'"
+    return (f"OMP_NUM_THREADS=1 nice python -c \"from pudnet.headroom import run_room_pudnet; "
+            f"run_room_pudnet('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval}{extra})\"")
+
+def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10, labels: str = TEN_SHOTS,
+                    folder='results/headroom') -> list:
+    "Write `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all]/seed<s>.json for each seed; return their paths."
+    domains = load_mix(mix)
+    data, paths = meta_train_mix(domains), []
+    for s in seeds:
+        rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, folder)
+        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels))
+        path = Path(folder) / 'pudnet' / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{s}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec, indent=1) + '\n')
+        paths.append(path)
+    return paths
