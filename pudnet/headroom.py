@@ -32,13 +32,14 @@ from .training import TrainConfig, step_seed
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
-           'MIN_SEEDS', 'ROOM_PUDNET', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES', 'invert_images',
-           'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix',
-           'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix',
-           'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command',
-           'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom',
-           'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
-           'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet']
+           'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES', 'PUDNET_KEYS',
+           'PUDNET_BARS', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
+           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
+           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
+           'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
+           'plot_headroom', 'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
+           'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet', 'room_pudnet_rows',
+           'plot_room_pudnet']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -272,7 +273,7 @@ def headroom_cells(folder='results/headroom', min_seeds: int = MIN_SEEDS) -> lis
     """Every cell of the records under `folder` (a sub-folder <mix>-w<width>-n<budget> per cell, a record per seed), of
     the sub-folders with at least `min_seeds` records (runs still going are left out)."""
     cells = []
-    for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+    for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir() and p.name != 'pudnet'):
         records = [json.loads(f.read_text()) for f in sorted(sub.glob('seed*.json'))]
         if len(records) >= min_seeds: cells += _cells(records)
     return cells
@@ -285,12 +286,17 @@ def check_summary(summary: dict) -> dict:
         if missing := [k for k in CELL_KEYS if k not in c]: raise ValueError(f"cell {c.get('mix')} lacks {missing}")
         if len(c['seeds']) < MIN_SEEDS:
             raise ValueError(f"cell {c['mix']}/{c.get('domain')} has {len(c['seeds'])} seeds, < {MIN_SEEDS}")
+    for r in summary['pudnet']:
+        if missing := [k for k in PUDNET_KEYS if k not in r]: raise ValueError(f"PudNet row {r.get('mix')} lacks {missing}")
+        if len(r['seeds']) < MIN_SEEDS:
+            raise ValueError(f"PudNet row {r['mix']}/{r.get('domain')} has {len(r['seeds'])} seeds, < {MIN_SEEDS}")
     return summary
 
 def write_summary(folder='results/headroom') -> Path:
-    "Write `folder`/summary.json from the records under `folder` (PudNet's rows: none yet)."
+    "Write `folder`/summary.json from the records under `folder`: the map's cells and PudNet's rows (`folder`/pudnet)."
     path = Path(folder) / 'summary.json'
-    path.write_text(json.dumps(check_summary({'cells': headroom_cells(folder), 'pudnet': []}), indent=1) + '\n')
+    summary = {'cells': headroom_cells(folder), 'pudnet': room_pudnet_rows(Path(folder) / 'pudnet')}
+    path.write_text(json.dumps(check_summary(summary), indent=1) + '\n')
     return path
 
 # %% ../nbs/17_headroom.ipynb #e33a7561
@@ -313,15 +319,18 @@ def _groupby(items: list, key) -> dict:
     for it in items: out.setdefault(key(it), []).append(it)
     return out
 
-# %% ../nbs/17_headroom.ipynb #860c059e
-ROOM_PUDNET = dict(base_weights=True, predict_bn=True)  # warm start from the shared network: it starts as that network
+# %% ../nbs/17_headroom.ipynb #5b32a4a2
+# the variants, each warm-started from the shared network (it starts as that network): the paper's mean sketch, and
+# the class-aware sketch that also reads the spread of P's labelled class means
+ROOM_VARIANTS = {'mean sketch': dict(base_weights=True, predict_bn=True),
+                 'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True)}
 SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
 PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
 
-def room_pudnet(shared: nn.Module, width: int, n_classes: int) -> PudNet:
-    "A PudNet for the mix's ConvNet-3 of `width`, warm-started from `shared`: its prediction is `shared` at first."
+def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'mean sketch') -> PudNet:
+    "A PudNet (a key of `ROOM_VARIANTS`) for the mix's ConvNet-3 of `width`, warm-started from `shared`: at first its prediction is `shared`."
     cfg = PudNetConfig.for_arch('convnet3', in_channels=3, image_size=32, width=width, n_train_classes=n_classes,
-                                **ROOM_PUDNET)
+                                **ROOM_VARIANTS[variant])
     return PudNet(cfg).warm_start(shared)
 
 def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch.Generator) -> tuple:
@@ -331,7 +340,8 @@ def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch
     x = to_float(pool.x[idx.flatten()])
     if cfg.augment: x = augment_images(x, step_seed(cfg.seed, step))
     x = x.view(K, P + Q, *x.shape[1:])
-    weights = {n: w[0] for n, w in model.generate(model.sketch(x[:, :P].flatten(0, 1))[None]).items()}
+    labels = torch.arange(K).repeat_interleave(P) if model.config.sketch_labels else None  # all of P labelled
+    weights = {n: w[0] for n, w in model.generate(model.sketch(x[:, :P].flatten(0, 1), None, labels)[None]).items()}
     f = model.features(weights, torch.cat([x[:, :S], x[:, P:]], 1).flatten(0, 1)).view(K, S + Q, -1)
     logits = prototype_logits(f[:, S:].flatten(0, 1), f[:, :S].mean(1), TAU)
     y = torch.arange(K).repeat_interleave(Q)
@@ -359,12 +369,13 @@ def train_room_pudnet(model: PudNet, pool, cfg: TrainConfig, log_every: int = 50
     return {'steps': cfg.steps, 'train_seconds': time.perf_counter() - t0, 'last_loss': loss.item(),
             'last_acc': acc.item(), 'grad_norms': grads}
 
-# %% ../nbs/17_headroom.ipynb #3bb59821
+# %% ../nbs/17_headroom.ipynb #6baa4de1
 @torch.no_grad()
-def task_sketches(model: PudNet, tasks: list) -> torch.Tensor:
-    "The sketch of each task's P (eval mode): (tasks, m)."
+def task_sketches(model: PudNet, tasks: list, labels: str = TEN_SHOTS) -> torch.Tensor:
+    "The sketch of each task's P (eval mode; a class-aware one reads the `labels` the task gives): (tasks, m)."
     model.eval()
-    return torch.stack([model.sketch(to_float(t.p_x), 1024) for t in tasks])
+    known = lambda t: None if not model.config.sketch_labels else t.p_y if labels == ALL_LABELS else t.known_labels
+    return torch.stack([model.sketch(to_float(t.p_x), None, known(t)) for t in tasks])
 
 def _scores(net: nn.Module, task, labels: str) -> dict:
     "{suffix: accuracy} of `net` on `task`: prototypes from its 10 shots, or from all of P and a probe on all of P."
@@ -379,7 +390,7 @@ def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str) -> d
     P, another task's of its domain (the next one), the task of the same index in the next domain, and the mean of all
     sketches; every network with the task's own BatchNorm statistics and labels."""
     domains = list(tasks)
-    sk = {d: task_sketches(model, ts) for d, ts in tasks.items()}
+    sk = {d: task_sketches(model, ts, labels) for d, ts in tasks.items()}
     mean = torch.cat(list(sk.values())).mean(0)
     out = {}
     for i, d in enumerate(domains):
@@ -394,7 +405,7 @@ def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str) -> d
         out[d] = acc
     return out, sk
 
-# %% ../nbs/17_headroom.ipynb #6847fbc8
+# %% ../nbs/17_headroom.ipynb #0b7550a7
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float: return float((a - b).norm() / b.norm())
 
 @torch.no_grad()
@@ -422,13 +433,18 @@ def sketch_separation(sketches: dict) -> dict:
     diff = [float((s[a] @ s[b].T).mean()) for i, a in enumerate(ds) for b in ds[i + 1:]]
     return {'same domain': float(np.mean(same)), 'different domains': float(np.mean(diff))}
 
-# %% ../nbs/17_headroom.ipynb #30336c53
+# %% ../nbs/17_headroom.ipynb #ef2a7fe0
+def _pudnet_folder(folder, mix: str, width: int, n_tasks: int, labels: str, variant: str) -> Path:
+    "Where PudNet's records of a cell go: `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-class-aware]."
+    tail = '-all' * (labels == ALL_LABELS) + '-class-aware' * (variant == 'class-aware sketch')
+    return Path(folder) / 'pudnet' / f'{mix}-w{width}-n{n_tasks}{tail}'
+
 def _map_record(mix: str, width: int, seed: int, n_tasks: int, labels: str, folder='results/headroom') -> dict:
     path = Path(folder) / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{seed}.json'
     return json.loads(path.read_text())
 
 def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: int, domains: dict, data,
-                       labels: str = TEN_SHOTS, folder='results/headroom') -> dict:
+                       labels: str = TEN_SHOTS, variant: str = 'mean sketch', folder='results/headroom') -> dict:
     """One seed: the map's networks trained again (the fixed one must reproduce the map's record to 1e-6), the fixed
     network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one, all scored on
     the map's tasks; the map's networks made for the data are read from its record."""
@@ -437,7 +453,7 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
     nets, infos = headroom_networks(data, width, seed, n_tasks)
     cfg = replace(HEADROOM_TRAIN, steps=PUDNET_STEPS * max(1, n_tasks // 4), seed=seed + CONTINUE_SEED)
     nets['shared-matched'], infos['shared-matched'] = continue_training(nets['shared'], domain_pool(data), cfg)
-    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)))
+    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant)
     infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
     t1 = time.perf_counter()
     tasks = {d: protocol_tasks(p, n_eval) for d, p in domains.items()}
@@ -450,27 +466,87 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
                              f"{np.abs(mine - theirs).max():.2g}): another machine, thread count or code?")
         acc.update({m: a for m, a in ref['domains'][d]['accs'].items() if m not in acc})
     return {'mix': mix, 'width': width, 'seed': seed, 'labels': labels, 'n_tasks': n_tasks, 'eval_tasks': n_eval,
-            'pudnet_steps': cfg.steps, 'recipe': {**ROOM_PUDNET, 'sketch_per_class': SKETCH_PER_CLASS},
+            'pudnet_steps': cfg.steps, 'variant': variant,
+            'recipe': {**ROOM_VARIANTS[variant], 'sketch_per_class': SKETCH_PER_CLASS},
             'selected_on': 'fixed before testing', 'made': ref['made'], 'fixed': [*np.atleast_1d(ref['fixed']).tolist(), 'shared-matched'],
             'domains': accs, 'movement': weight_movement(model, sketches, nets),
             'sketches': sketch_separation(sketches), 'train': infos, 'train_seconds': t1 - t0,
             'eval_seconds': time.perf_counter() - t1, 'cpu_seconds': time.process_time() - c0}
 
-def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS) -> str:
-    extra = '' if labels == TEN_SHOTS else f", labels='{labels}'"
+def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS,
+                        variant: str = 'mean sketch') -> str:
+    "The shell command that writes PudNet's records of that cell for `seeds` (run from the repository's root)."
+    extra = ('' if labels == TEN_SHOTS else f", labels='{labels}'") + ('' if variant == 'mean sketch' else f", variant='{variant}'")
     return (f"OMP_NUM_THREADS=1 nice python -c \"from pudnet.headroom import run_room_pudnet; "
             f"run_room_pudnet('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval}{extra})\"")
 
 def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10, labels: str = TEN_SHOTS,
-                    folder='results/headroom') -> list:
-    "Write `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all]/seed<s>.json for each seed; return their paths."
+                    variant: str = 'mean sketch', folder='results/headroom') -> list:
+    """Write `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-class-aware]/seed<s>.json for each seed (the map's record of
+    the cell and seed must be in `folder`); return their paths."""
     domains = load_mix(mix)
     data, paths = meta_train_mix(domains), []
     for s in seeds:
-        rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, folder)
-        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels))
-        path = Path(folder) / 'pudnet' / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{s}.json'
+        rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, variant, folder)
+        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels, variant))
+        path = _pudnet_folder(folder, mix, width, n_tasks, labels, variant) / f'seed{s}.json'
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec, indent=1) + '\n')
         paths.append(path)
     return paths
+
+# %% ../nbs/17_headroom.ipynb #0df05f7f
+PUDNET_KEYS = ('width', 'mix', 'labels', 'variant', 'step', 'capture', 'capture_ci95', 'swap_gap', 'swap_gap_ci95',
+               'seeds')  # the issue's schema of PudNet's rows
+
+def _gap(records: list, domain: str, a: str, b: str) -> tuple:
+    "Mean and 95 % half-width (seeds and tasks) of `a` - `b` on `domain`, in points."
+    return seed_task_ci95(room_matrix(records, domain, a, b))
+
+def _pudnet_row(records: list, domain: str) -> dict:
+    "PudNet's row for `domain`: the share of the room its prediction alone takes, and its swap gaps."
+    r0, accs = records[0], records[0]['domains'][domain]['accs']
+    fixed = _best(records, domain, [m for m in accs if m.split(' ')[0] in ('shared-longer', 'shared-matched')])
+    made = _best(records, domain, r0['made'])
+    own = _best(records, domain, [m for m in accs if m in ('pudnet', 'pudnet probe')])
+    readout = own[len('pudnet'):]  # '' (prototypes) or ' probe': every PudNet network is read out the same way
+    room, _ = _gap(records, domain, made, fixed)
+    gain, gain_ci = _gap(records, domain, own, fixed)
+    gaps = {k: _gap(records, domain, own, f'pudnet {k}{readout}') for k in ('swap', 'other domain', 'mean sketch')}
+    return {'width': r0['width'], 'mix': r0['mix'], 'labels': r0['labels'], 'variant': r0.get('variant', 'mean sketch'), 'step': False,
+            'capture': round(gain / room, 2), 'capture_ci95': round(gain_ci / abs(room), 2),
+            'swap_gap': round(gaps['swap'][0], 2), 'swap_gap_ci95': round(gaps['swap'][1], 2),
+            'seeds': sorted(r['seed'] for r in records), 'domain': domain, 'budget': r0['pudnet_steps'],
+            'selected_on': r0['selected_on'], 'made': made, 'fixed': fixed, 'pudnet': own, 'room': round(room, 2),
+            'pudnet_minus_fixed': round(gain, 2), 'pudnet_minus_fixed_ci95': round(gain_ci, 2),
+            'other_domain_gap': round(gaps['other domain'][0], 2),
+            'other_domain_gap_ci95': round(gaps['other domain'][1], 2),
+            'mean_sketch_gap': round(gaps['mean sketch'][0], 2), 'mean_sketch_gap_ci95': round(gaps['mean sketch'][1], 2),
+            'tasks': len(accs[own]), 'accuracy': {m: round(100 * float(np.mean([r['domains'][domain]['accs'][m]
+                                                                                for r in records])), 2) for m in accs}}
+
+def room_pudnet_rows(folder='results/headroom/pudnet', min_seeds: int = MIN_SEEDS) -> list:
+    """PudNet's rows: one per domain of each sub-folder of `folder` with at least `min_seeds` records. capture =
+    (PudNet - best fixed) / (made - best fixed); its interval is PudNet - best fixed's over the room's mean."""
+    rows = []
+    for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()) if Path(folder).exists() else []:
+        records = [json.loads(f.read_text()) for f in sorted(sub.glob('seed*.json'))]
+        records = [{**r, 'domains': {d: {'accs': a} for d, a in r['domains'].items()}} for r in records]  # as the map's
+        if len(records) >= min_seeds: rows += [_pudnet_row(records, d) for d in records[0]['domains']]
+    return rows
+
+PUDNET_BARS = {'room: made - fixed': ('room', None), 'PudNet - fixed': ('pudnet_minus_fixed', 'pudnet_minus_fixed_ci95'),
+               "own P - another task's P": ('swap_gap', 'swap_gap_ci95'),
+               "own P - another domain's P": ('other_domain_gap', 'other_domain_gap_ci95'),
+               'own P - the mean sketch': ('mean_sketch_gap', 'mean_sketch_gap_ci95')}
+
+def plot_room_pudnet(rows: list) -> go.Figure:
+    "PudNet's prediction alone in each domain of `rows`: the room, what PudNet takes of it, and its three swap gaps."
+    fig = go.Figure()
+    for name, (key, ci) in PUDNET_BARS.items():
+        fig.add_bar(name=name, x=[r['domain'] for r in rows], y=[r[key] for r in rows],
+                    error_y=None if ci is None else {'type': 'data', 'array': [r[ci] for r in rows]})
+    fig.update_layout(barmode='group', height=380, yaxis_title='points (95 % interval over seeds and tasks)',
+                      xaxis_title='domain of the evaluation tasks')
+    return fig
+

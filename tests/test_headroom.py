@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from pudnet.data import ImageData
-from pudnet.headroom import (ALL_LABELS, CELL_KEYS, DOMAINS, FIXED_ALL, MADE_ALL, MIXES, TEN_SHOTS, all_labels_task,
-                             check_summary, domain_images, fine_tune, headroom_cells, headroom_networks, invert_images,
-                             probe_accuracy, room_matrix, rotate_images)
+from pudnet.headroom import (ALL_LABELS, CELL_KEYS, DOMAINS, FIXED_ALL, MADE_ALL, MIXES, PUDNET_KEYS, SKETCH_SOURCES,
+                             TEN_SHOTS, all_labels_task, check_summary, domain_images, fine_tune, headroom_cells,
+                             headroom_networks, invert_images, probe_accuracy, room_matrix, room_pudnet,
+                             room_pudnet_rows, rotate_images, score_room_pudnet)
 from pudnet.tasks import sample_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,8 @@ def test_the_committed_summary_has_the_schema_and_matches_its_records():
     assert summary['cells'] == headroom_cells(SUMMARY.parent)
     for c in summary['cells']:
         assert len(c['seeds']) >= 3 and np.isfinite(c['headroom_ci95']) and c['labels'] in (TEN_SHOTS, ALL_LABELS)
+    assert summary['pudnet'] == room_pudnet_rows(SUMMARY.parent / 'pudnet')
+    assert all(set(PUDNET_KEYS) <= set(r) and r['step'] is False for r in summary['pudnet'])
 
 
 def _seed_record(seed, made, fixed):
@@ -116,3 +119,41 @@ def test_all_labels_fine_tuning_and_the_probe_read_every_image_of_p():
     assert all(torch.equal(p, before[n]) for n, p in net.state_dict().items())  # the start is left as it was
     assert not torch.equal(tuned[0].weight, net[0].weight)
     assert 0 <= probe_accuracy(net, task) <= 1
+
+
+def _toy_mix(per_class=60):
+    return ImageData(_images(8 * per_class), torch.arange(8).repeat_interleave(per_class), [f'c{i}' for i in range(8)],
+                     ['a'] * 4 + ['b'] * 4)
+
+
+def test_a_pudnet_that_ignores_its_data_has_swap_gaps_of_exactly_zero():
+    toy = _toy_mix(30)
+    nets, _ = headroom_networks(toy, width=4, seed=0, n_tasks=4)
+    model = room_pudnet(nets['shared'], width=4, n_classes=8)  # untrained: it predicts the shared network for any P
+    tasks = {d: [sample_task(toy, None, c, 4, 12, 5, 3, seed=i) for i in range(2)]
+             for d, c in (('a', range(4)), ('b', range(4, 8)))}
+    accs, sketches = score_room_pudnet(model, {'shared-longer': nets['shared']}, tasks, TEN_SHOTS)
+    for d in tasks:
+        assert {m: accs[d][m] for m in SKETCH_SOURCES} == dict.fromkeys(SKETCH_SOURCES, accs[d]['shared-longer'])
+        assert sketches[d].shape == (2, model.config.sketch_dim)
+
+
+def _pudnet_record(seed, accs):
+    return {'mix': 'toy', 'width': 8, 'labels': TEN_SHOTS, 'seed': seed, 'pudnet_steps': 40, 'made': 'specialist',
+            'selected_on': 'fixed before testing', 'variant': 'mean sketch', 'domains': {'a': accs}}
+
+
+def test_capture_is_pudnets_gain_over_the_best_fixed_network_as_a_share_of_the_room(tmp_path):
+    sub = tmp_path / 'toy-w8-n40'
+    sub.mkdir()
+    accs = {'shared-longer': [0.5, 0.6], 'shared-matched': [0.5, 0.55], 'specialist': [0.65, 0.65],
+            'pudnet': [0.6, 0.6], 'pudnet swap': [0.55, 0.6], 'pudnet other domain': [0.6, 0.6],
+            'pudnet mean sketch': [0.5, 0.5]}
+    for s in range(3): (sub / f'seed{s}.json').write_text(json.dumps(_pudnet_record(s, accs)))
+    [row] = room_pudnet_rows(tmp_path)
+    assert (row['fixed'], row['made'], row['pudnet']) == ('shared-longer', 'specialist', 'pudnet')  # the better fixed
+    assert np.isclose(row['room'], 10.0) and np.isclose(row['pudnet_minus_fixed'], 5.0) and row['capture'] == 0.5
+    assert np.isclose(row['swap_gap'], 2.5) and row['other_domain_gap'] == 0 and np.isclose(row['mean_sketch_gap'], 10)
+    assert check_summary({'cells': [], 'pudnet': [row]})
+    with pytest.raises(ValueError, match='< 3'): check_summary({'cells': [], 'pudnet': [row | {'seeds': [0]}]})
+    with pytest.raises(ValueError, match='lacks'): check_summary({'cells': [], 'pudnet': [{'mix': 'toy'}]})
