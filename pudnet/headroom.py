@@ -32,12 +32,13 @@ from .training import TrainConfig, step_seed
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
-           'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES', 'PUDNET_KEYS',
-           'PUDNET_BARS', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
-           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
-           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
-           'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
-           'plot_headroom', 'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
+           'MIN_SEEDS', 'ROOM_VARIANTS', 'KERNEL_BANKS', 'GATE_STD', 'SKETCH_PER_CLASS', 'PUDNET_STEPS',
+           'SKETCH_SOURCES', 'ROOM_SELECTED_ON', 'PUDNET_KEYS', 'PUDNET_BARS', 'invert_images', 'rotate_images',
+           'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix', 'meta_train_mix',
+           'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix', 'all_labels_task',
+           'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command', 'headroom_record',
+           'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom', 'KernelBankPudNet',
+           'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
            'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet', 'room_pudnet_rows',
            'plot_room_pudnet']
 
@@ -323,7 +324,27 @@ def _groupby(items: list, key) -> dict:
 # the variants, each warm-started from the shared network (it starts as that network): the paper's mean sketch, and
 # the class-aware sketch that also reads the spread of P's labelled class means
 ROOM_VARIANTS = {'mean sketch': dict(base_weights=True, predict_bn=True),
-                 'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True)}
+                 'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True),
+                 'kernel banks': dict(base_weights=True, predict_bn=True)}  # + `KernelBankPudNet`'s banks
+KERNEL_BANKS = 4  # banks of kernel offsets per layer in the 'kernel banks' variant (the conflicting mix has 4 domains)
+GATE_STD = 0.25  # std of the gates' initial weights: logits of std about 3 on layer-normalised codes of 128 numbers
+
+class KernelBankPudNet(PudNet):
+    """PudNet whose every predicted kernel also adds a mixture of `banks` learned offsets, weighted by a softmax gate
+    read from the layer's code: W_t = base + G_t(a_t) + sum_k softmax(U_t a_t)_k D_t^k (the offsets start at zero)."""
+    def __init__(self, config: PudNetConfig, banks: int = KERNEL_BANKS):
+        super().__init__(config)
+        self.banks = nn.ParameterList([nn.Parameter(torch.zeros(banks, *s)) for s in self.shapes.values()])
+        self.gates = nn.ModuleList([nn.Linear(config.sketch_dim, banks) for _ in self.shapes])
+        for g in self.gates: nn.init.normal_(g.weight, std=GATE_STD)
+
+    def generate(self, sketches: torch.Tensor) -> dict:
+        "PudNet's weights for a batch of sketches (B, m), each kernel plus its gated mixture of offsets."
+        out, codes = super().generate(sketches), self.codes(sketches)
+        for t, name in enumerate(self.shapes):
+            gate = torch.softmax(self.gates[t](codes[:, t]), -1)  # (B, banks)
+            out[name] = out[name] + torch.einsum('bk,k...->b...', gate, self.banks[t])
+        return out
 SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
 PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
 
@@ -331,7 +352,7 @@ def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'm
     "A PudNet (a key of `ROOM_VARIANTS`) for the mix's ConvNet-3 of `width`, warm-started from `shared`: at first its prediction is `shared`."
     cfg = PudNetConfig.for_arch('convnet3', in_channels=3, image_size=32, width=width, n_train_classes=n_classes,
                                 **ROOM_VARIANTS[variant])
-    return PudNet(cfg).warm_start(shared)
+    return (KernelBankPudNet if variant == 'kernel banks' else PudNet)(cfg).warm_start(shared)
 
 def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch.Generator) -> tuple:
     "The cosine-prototype loss and accuracy of one task: the sketch reads its P, the predicted network its shots and Q."
@@ -356,7 +377,8 @@ def train_room_pudnet(model: PudNet, pool, cfg: TrainConfig, log_every: int = 50
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     parts = {'sketch': list(model.sketch.parameters()),
-             'generators': [*model.generators.parameters(), *model.bn_generators.parameters()],
+             'generators': [*model.generators.parameters(), *model.bn_generators.parameters(),
+                            *getattr(model, 'banks', []), *(model.gates.parameters() if hasattr(model, 'gates') else [])],
              'base and shared': [*model.base.parameters(), *model.shared.parameters()]}
     model.train()
     t0, grads = time.perf_counter(), []
@@ -385,10 +407,11 @@ def _scores(net: nn.Module, task, labels: str) -> dict:
 
 SKETCH_SOURCES = ('pudnet', 'pudnet swap', 'pudnet other domain', 'pudnet mean sketch')
 
-def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str) -> dict:
+def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str, per_domain: dict | None = None) -> tuple:
     """{domain: {method: accuracy per task}} of the networks in `fixed` and of PudNet's prediction from the task's own
     P, another task's of its domain (the next one), the task of the same index in the next domain, and the mean of all
-    sketches; every network with the task's own BatchNorm statistics and labels."""
+    sketches; every network with the task's own BatchNorm statistics and labels (`per_domain`: {domain: {name: net}},
+    more networks scored on that domain's tasks). Returns ({domain: {method: accuracies}}, {domain: sketches})."""
     domains = list(tasks)
     sk = {d: task_sketches(model, ts, labels) for d, ts in tasks.items()}
     mean = torch.cat(list(sk.values())).mean(0)
@@ -399,7 +422,7 @@ def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str) -> d
                             'pudnet other domain': sk[other][j], 'pudnet mean sketch': mean}
         acc = {}
         for j, t in enumerate(tasks[d]):
-            nets = {**fixed, **{m: model.predict(to_float(t.p_x), sketch=s) for m, s in source(j).items()}}
+            nets = {**fixed, **(per_domain or {}).get(d, {}), **{m: model.predict(to_float(t.p_x), sketch=s) for m, s in source(j).items()}}
             for m, net in nets.items():
                 for suffix, a in _scores(net, t, labels).items(): acc.setdefault(m + suffix, []).append(a)
         out[d] = acc
@@ -434,20 +457,35 @@ def sketch_separation(sketches: dict) -> dict:
     return {'same domain': float(np.mean(same)), 'different domains': float(np.mean(diff))}
 
 # %% ../nbs/17_headroom.ipynb #ef2a7fe0
-def _pudnet_folder(folder, mix: str, width: int, n_tasks: int, labels: str, variant: str) -> Path:
-    "Where PudNet's records of a cell go: `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-class-aware]."
-    tail = '-all' * (labels == ALL_LABELS) + '-class-aware' * (variant == 'class-aware sketch')
+def _pudnet_folder(folder, mix: str, width: int, n_tasks: int, labels: str, variant: str, start: int = 0) -> Path:
+    "Where PudNet's records of a cell go: `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-<variant>][-from<start>]."
+    tail = ('-all' * (labels == ALL_LABELS) + ('' if variant == 'mean sketch' else '-' + variant.split(' ')[0])
+            + (f'-from{start}' if start else ''))
     return Path(folder) / 'pudnet' / f'{mix}-w{width}-n{n_tasks}{tail}'
+
+ROOM_SELECTED_ON = {'mean sketch': 'fixed before testing', 'class-aware sketch': 'fixed before testing',
+                    'kernel banks': ("designed after the mean-sketch variant's diagnosis on tasks 0-9 of these domains; "
+                                     "scored on tasks 10-19, fresh")}
+
+def _check_reproduces(domain: str, mine, theirs) -> None:
+    "ValueError unless accuracies `mine` equal the map record's `theirs` to 1e-6."
+    if not np.allclose(np.asarray(mine), np.asarray(theirs), atol=1e-6, rtol=0):
+        raise ValueError(f"{domain}: the fixed network does not reproduce the map's record (largest gap "
+                         f"{np.abs(np.asarray(mine) - np.asarray(theirs)).max():.2g}): another machine, thread count "
+                         "or code?")
 
 def _map_record(mix: str, width: int, seed: int, n_tasks: int, labels: str, folder='results/headroom') -> dict:
     path = Path(folder) / f"{mix}-w{width}-n{n_tasks}{'-all' * (labels == ALL_LABELS)}" / f'seed{seed}.json'
     return json.loads(path.read_text())
 
 def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: int, domains: dict, data,
-                       labels: str = TEN_SHOTS, variant: str = 'mean sketch', folder='results/headroom') -> dict:
+                       labels: str = TEN_SHOTS, variant: str = 'mean sketch', folder='results/headroom',
+                       start: int = 0) -> dict:
     """One seed: the map's networks trained again (the fixed one must reproduce the map's record to 1e-6), the fixed
     network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one, all scored on
-    the map's tasks; the map's networks made for the data are read from its record."""
+    the map's tasks; the map's networks made for the data are read from its record. With `start` > 0 (10 labels a
+    class only), the evaluation tasks are `start` .. `start` + `n_eval` - 1, fresh ones, and the specialists are
+    scored on them too."""
     t0, c0 = time.perf_counter(), time.process_time()
     ref = _map_record(mix, width, seed, n_tasks, labels, folder)
     nets, infos = headroom_networks(data, width, seed, n_tasks)
@@ -456,46 +494,47 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
     model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant)
     infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
     t1 = time.perf_counter()
-    tasks = {d: protocol_tasks(p, n_eval) for d, p in domains.items()}
+    if start and labels != TEN_SHOTS: raise ValueError("fresh tasks (start > 0) need labels='10 per class'")
+    tasks = {d: protocol_tasks(p, n_eval, start) for d, p in domains.items()}
     fixed = {k: nets[k] for k in ('shared-longer', 'shared-matched')}
-    accs, sketches = score_room_pudnet(model, fixed, tasks, labels)
+    made = {d: {'specialist': nets[f'specialist/{d}']} for d in domains} if start else None
+    accs, sketches = score_room_pudnet(model, fixed, tasks, labels, made)
     for d, acc in accs.items():
-        mine, theirs = np.asarray(acc['shared-longer']), np.asarray(ref['domains'][d]['accs']['shared-longer'])
-        if not np.allclose(mine, theirs, atol=1e-6, rtol=0):
-            raise ValueError(f"{d}: the fixed network does not reproduce the map's record (largest gap "
-                             f"{np.abs(mine - theirs).max():.2g}): another machine, thread count or code?")
-        acc.update({m: a for m, a in ref['domains'][d]['accs'].items() if m not in acc})
+        mine = acc['shared-longer'] if not start else score_domain(nets, d, domains[d], 1)['shared-longer']
+        _check_reproduces(d, mine, ref['domains'][d]['accs']['shared-longer'][:len(mine)])
+        if not start: acc.update({m: a for m, a in ref['domains'][d]['accs'].items() if m not in acc})
     return {'mix': mix, 'width': width, 'seed': seed, 'labels': labels, 'n_tasks': n_tasks, 'eval_tasks': n_eval,
-            'pudnet_steps': cfg.steps, 'variant': variant,
+            'eval_start': start, 'pudnet_steps': cfg.steps, 'variant': variant,
             'recipe': {**ROOM_VARIANTS[variant], 'sketch_per_class': SKETCH_PER_CLASS},
-            'selected_on': 'fixed before testing', 'made': ref['made'], 'fixed': [*np.atleast_1d(ref['fixed']).tolist(), 'shared-matched'],
+            'selected_on': ROOM_SELECTED_ON[variant], 'made': ref['made'],
+            'fixed': [*np.atleast_1d(ref['fixed']).tolist(), 'shared-matched'],
             'domains': accs, 'movement': weight_movement(model, sketches, nets),
             'sketches': sketch_separation(sketches), 'train': infos, 'train_seconds': t1 - t0,
             'eval_seconds': time.perf_counter() - t1, 'cpu_seconds': time.process_time() - c0}
 
 def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS,
-                        variant: str = 'mean sketch') -> str:
+                        variant: str = 'mean sketch', start: int = 0) -> str:
     "The shell command that writes PudNet's records of that cell for `seeds` (run from the repository's root)."
-    extra = ('' if labels == TEN_SHOTS else f", labels='{labels}'") + ('' if variant == 'mean sketch' else f", variant='{variant}'")
+    extra = ('' if labels == TEN_SHOTS else f", labels='{labels}'") + ('' if variant == 'mean sketch' else f", variant='{variant}'") + (f", start={start}" if start else '')
     return (f"OMP_NUM_THREADS=1 nice python -c \"from pudnet.headroom import run_room_pudnet; "
             f"run_room_pudnet('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval}{extra})\"")
 
 def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10, labels: str = TEN_SHOTS,
-                    variant: str = 'mean sketch', folder='results/headroom') -> list:
+                    variant: str = 'mean sketch', folder='results/headroom', start: int = 0) -> list:
     """Write `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-class-aware]/seed<s>.json for each seed (the map's record of
     the cell and seed must be in `folder`); return their paths."""
     domains = load_mix(mix)
     data, paths = meta_train_mix(domains), []
     for s in seeds:
-        rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, variant, folder)
-        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels, variant))
-        path = _pudnet_folder(folder, mix, width, n_tasks, labels, variant) / f'seed{s}.json'
+        rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, variant, folder, start)
+        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels, variant, start))
+        path = _pudnet_folder(folder, mix, width, n_tasks, labels, variant, start) / f'seed{s}.json'
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec, indent=1) + '\n')
         paths.append(path)
     return paths
 
-# %% ../nbs/17_headroom.ipynb #0df05f7f
+# %% ../nbs/17_headroom.ipynb #e14d3f50
 PUDNET_KEYS = ('width', 'mix', 'labels', 'variant', 'step', 'capture', 'capture_ci95', 'swap_gap', 'swap_gap_ci95',
                'seeds')  # the issue's schema of PudNet's rows
 
