@@ -25,6 +25,7 @@ from .evaluation import evaluate_scratch
 from .fast import DevicePool, augment_images
 from .headline import seed_task_ci95
 from .losses import metric_loss, prototype_logits
+from .sketch import DatasetSketch
 from .meta_baselines import _episodic, evaluate_feature_net, task_network, train_protonet
 from .tasks import ProtocolData, Task, _resolve, get_protocol, protocol_tasks
 from .training import TrainConfig, step_seed
@@ -32,15 +33,15 @@ from .training import TrainConfig, step_seed
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
-           'MIN_SEEDS', 'ROOM_VARIANTS', 'KERNEL_BANKS', 'GATE_STD', 'SKETCH_PER_CLASS', 'PUDNET_STEPS',
-           'SKETCH_SOURCES', 'ROOM_SELECTED_ON', 'PUDNET_KEYS', 'PUDNET_BARS', 'invert_images', 'rotate_images',
-           'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix', 'meta_train_mix',
-           'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix', 'all_labels_task',
-           'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command', 'headroom_record',
-           'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom', 'KernelBankPudNet',
+           'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_SOURCES', 'ROOM_SELECTED_ON', 'PUDNET_KEYS', 'PUDNET_BARS',
+           'KERNEL_BANKS', 'GATE_STD', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'REFERENCE_IMAGES', 'invert_images',
+           'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix',
+           'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix',
+           'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command',
+           'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom',
            'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
            'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet', 'room_pudnet_rows',
-           'plot_room_pudnet']
+           'plot_room_pudnet', 'KernelBankPudNet', 'FeatureSketch']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -325,34 +326,17 @@ def _groupby(items: list, key) -> dict:
 # the class-aware sketch that also reads the spread of P's labelled class means
 ROOM_VARIANTS = {'mean sketch': dict(base_weights=True, predict_bn=True),
                  'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True),
-                 'kernel banks': dict(base_weights=True, predict_bn=True)}  # + `KernelBankPudNet`'s banks
-KERNEL_BANKS = 4  # banks of kernel offsets per layer in the 'kernel banks' variant (the conflicting mix has 4 domains)
-GATE_STD = 0.25  # std of the gates' initial weights: logits of std about 3 on layer-normalised codes of 128 numbers
-
-class KernelBankPudNet(PudNet):
-    """PudNet whose every predicted kernel also adds a mixture of `banks` learned offsets, weighted by a softmax gate
-    read from the layer's code: W_t = base + G_t(a_t) + sum_k softmax(U_t a_t)_k D_t^k (the offsets start at zero)."""
-    def __init__(self, config: PudNetConfig, banks: int = KERNEL_BANKS):
-        super().__init__(config)
-        self.banks = nn.ParameterList([nn.Parameter(torch.zeros(banks, *s)) for s in self.shapes.values()])
-        self.gates = nn.ModuleList([nn.Linear(config.sketch_dim, banks) for _ in self.shapes])
-        for g in self.gates: nn.init.normal_(g.weight, std=GATE_STD)
-
-    def generate(self, sketches: torch.Tensor) -> dict:
-        "PudNet's weights for a batch of sketches (B, m), each kernel plus its gated mixture of offsets."
-        out, codes = super().generate(sketches), self.codes(sketches)
-        for t, name in enumerate(self.shapes):
-            gate = torch.softmax(self.gates[t](codes[:, t]), -1)  # (B, banks)
-            out[name] = out[name] + torch.einsum('bk,k...->b...', gate, self.banks[t])
-        return out
-SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
-PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
-
-def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'mean sketch') -> PudNet:
-    "A PudNet (a key of `ROOM_VARIANTS`) for the mix's ConvNet-3 of `width`, warm-started from `shared`: at first its prediction is `shared`."
+                 'kernel banks': dict(base_weights=True, predict_bn=True),  # + `KernelBankPudNet`'s banks
+                 'feature sketch': dict(base_weights=True, predict_bn=True)}  # + banks, and `FeatureSketch`
+def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'mean sketch',
+                reference: torch.Tensor | None = None) -> PudNet:
+    """A PudNet (`variant`, a key of `ROOM_VARIANTS`) for the mix's ConvNet-3 of `width`, warm-started from `shared`:
+    at first its prediction is `shared` for any dataset. `reference`: float images of the mix (`FeatureSketch`)."""
     cfg = PudNetConfig.for_arch('convnet3', in_channels=3, image_size=32, width=width, n_train_classes=n_classes,
                                 **ROOM_VARIANTS[variant])
-    return (KernelBankPudNet if variant == 'kernel banks' else PudNet)(cfg).warm_start(shared)
+    model = (PudNet if variant in ('mean sketch', 'class-aware sketch') else KernelBankPudNet)(cfg).warm_start(shared)
+    if variant == 'feature sketch': model.sketch = FeatureSketch(shared, reference, cfg.sketch_dim)
+    return model
 
 def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch.Generator) -> tuple:
     "The cosine-prototype loss and accuracy of one task: the sketch reads its P, the predicted network its shots and Q."
@@ -378,7 +362,7 @@ def train_room_pudnet(model: PudNet, pool, cfg: TrainConfig, log_every: int = 50
     gen = torch.Generator().manual_seed(cfg.seed)
     parts = {'sketch': list(model.sketch.parameters()),
              'generators': [*model.generators.parameters(), *model.bn_generators.parameters(),
-                            *getattr(model, 'banks', []), *(model.gates.parameters() if hasattr(model, 'gates') else [])],
+                            *getattr(model, 'banks', []), *getattr(model, 'gates', nn.Module()).parameters()],
              'base and shared': [*model.base.parameters(), *model.shared.parameters()]}
     model.train()
     t0, grads = time.perf_counter(), []
@@ -422,7 +406,8 @@ def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str, per_
                             'pudnet other domain': sk[other][j], 'pudnet mean sketch': mean}
         acc = {}
         for j, t in enumerate(tasks[d]):
-            nets = {**fixed, **(per_domain or {}).get(d, {}), **{m: model.predict(to_float(t.p_x), sketch=s) for m, s in source(j).items()}}
+            predicted = {m: model.predict(to_float(t.p_x), sketch=s) for m, s in source(j).items()}
+            nets = {**fixed, **(per_domain or {}).get(d, {}), **predicted}
             for m, net in nets.items():
                 for suffix, a in _scores(net, t, labels).items(): acc.setdefault(m + suffix, []).append(a)
         out[d] = acc
@@ -464,8 +449,10 @@ def _pudnet_folder(folder, mix: str, width: int, n_tasks: int, labels: str, vari
     return Path(folder) / 'pudnet' / f'{mix}-w{width}-n{n_tasks}{tail}'
 
 ROOM_SELECTED_ON = {'mean sketch': 'fixed before testing', 'class-aware sketch': 'fixed before testing',
-                    'kernel banks': ("designed after the mean-sketch variant's diagnosis on tasks 0-9 of these domains; "
-                                     "scored on tasks 10-19, fresh")}
+                    'kernel banks': ("designed after the mean-sketch variant's diagnosis on tasks 0-9 of these "
+                                     "domains; scored on tasks 10-19, fresh"),
+                    'feature sketch': ("designed after the kernel-banks variant's diagnosis on tasks 10-19 of these "
+                                       "domains; scored on tasks 20-29, fresh")}
 
 def _check_reproduces(domain: str, mine, theirs) -> None:
     "ValueError unless accuracies `mine` equal the map record's `theirs` to 1e-6."
@@ -491,7 +478,8 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
     nets, infos = headroom_networks(data, width, seed, n_tasks)
     cfg = replace(HEADROOM_TRAIN, steps=PUDNET_STEPS * max(1, n_tasks // 4), seed=seed + CONTINUE_SEED)
     nets['shared-matched'], infos['shared-matched'] = continue_training(nets['shared'], domain_pool(data), cfg)
-    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant)
+    reference = to_float(data.x[torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:REFERENCE_IMAGES]])
+    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant, reference)
     infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
     t1 = time.perf_counter()
     if start and labels != TEN_SHOTS: raise ValueError("fresh tasks (start > 0) need labels='10 per class'")
@@ -515,19 +503,21 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
 def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS,
                         variant: str = 'mean sketch', start: int = 0) -> str:
     "The shell command that writes PudNet's records of that cell for `seeds` (run from the repository's root)."
-    extra = ('' if labels == TEN_SHOTS else f", labels='{labels}'") + ('' if variant == 'mean sketch' else f", variant='{variant}'") + (f", start={start}" if start else '')
+    extra = ('' if labels == TEN_SHOTS else f", labels='{labels}'") + (f", start={start}" if start else '')
+    extra = ('' if variant == 'mean sketch' else f", variant='{variant}'") + extra
     return (f"OMP_NUM_THREADS=1 nice python -c \"from pudnet.headroom import run_room_pudnet; "
             f"run_room_pudnet('{mix}', {width}, {list(seeds)}, {n_tasks}, {n_eval}{extra})\"")
 
 def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10, labels: str = TEN_SHOTS,
                     variant: str = 'mean sketch', folder='results/headroom', start: int = 0) -> list:
-    """Write `folder`/pudnet/<mix>-w<width>-n<n_tasks>[-all][-class-aware]/seed<s>.json for each seed (the map's record of
-    the cell and seed must be in `folder`); return their paths."""
+    """Write `_pudnet_folder(...)`/seed<s>.json for each seed (the map's record of the cell and seed must be in
+    `folder`); return their paths."""
     domains = load_mix(mix)
     data, paths = meta_train_mix(domains), []
     for s in seeds:
         rec = room_pudnet_record(mix, width, s, n_tasks, n_eval, domains, data, labels, variant, folder, start)
-        rec.update(_git_state(), command=room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels, variant, start))
+        command = room_pudnet_command(mix, width, seeds, n_tasks, n_eval, labels, variant, start)
+        rec.update(_git_state(), command=command)
         path = _pudnet_folder(folder, mix, width, n_tasks, labels, variant, start) / f'seed{s}.json'
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec, indent=1) + '\n')
@@ -549,24 +539,30 @@ def _pudnet_row(records: list, domain: str) -> dict:
     made = _best(records, domain, r0['made'])
     own = _best(records, domain, [m for m in accs if m in ('pudnet', 'pudnet probe')])
     readout = own[len('pudnet'):]  # '' (prototypes) or ' probe': every PudNet network is read out the same way
-    room, _ = _gap(records, domain, made, fixed)
+    room, room_ci = _gap(records, domain, made, fixed)
     gain, gain_ci = _gap(records, domain, own, fixed)
+    roomy = room - room_ci > 0  # a share of the room is defined only where the room's interval excludes zero
     gaps = {k: _gap(records, domain, own, f'pudnet {k}{readout}') for k in ('swap', 'other domain', 'mean sketch')}
-    return {'width': r0['width'], 'mix': r0['mix'], 'labels': r0['labels'], 'variant': r0.get('variant', 'mean sketch'), 'step': False,
-            'capture': round(gain / room, 2), 'capture_ci95': round(gain_ci / abs(room), 2),
+    return {'width': r0['width'], 'mix': r0['mix'], 'labels': r0['labels'], 'step': False,
+            'variant': r0.get('variant', 'mean sketch'),  # the first records predate the field: the mean sketch
+            'capture': round(gain / room, 2) if roomy else None,
+            'capture_ci95': round(gain_ci / room, 2) if roomy else None,
             'swap_gap': round(gaps['swap'][0], 2), 'swap_gap_ci95': round(gaps['swap'][1], 2),
             'seeds': sorted(r['seed'] for r in records), 'domain': domain, 'budget': r0['pudnet_steps'],
             'selected_on': r0['selected_on'], 'made': made, 'fixed': fixed, 'pudnet': own, 'room': round(room, 2),
+            'room_ci95': round(room_ci, 2),
             'pudnet_minus_fixed': round(gain, 2), 'pudnet_minus_fixed_ci95': round(gain_ci, 2),
             'other_domain_gap': round(gaps['other domain'][0], 2),
             'other_domain_gap_ci95': round(gaps['other domain'][1], 2),
-            'mean_sketch_gap': round(gaps['mean sketch'][0], 2), 'mean_sketch_gap_ci95': round(gaps['mean sketch'][1], 2),
+            'mean_sketch_gap': round(gaps['mean sketch'][0], 2),
+            'mean_sketch_gap_ci95': round(gaps['mean sketch'][1], 2),
             'tasks': len(accs[own]), 'accuracy': {m: round(100 * float(np.mean([r['domains'][domain]['accs'][m]
                                                                                 for r in records])), 2) for m in accs}}
 
 def room_pudnet_rows(folder='results/headroom/pudnet', min_seeds: int = MIN_SEEDS) -> list:
     """PudNet's rows: one per domain of each sub-folder of `folder` with at least `min_seeds` records. capture =
-    (PudNet - best fixed) / (made - best fixed); its interval is PudNet - best fixed's over the room's mean."""
+    (PudNet - best fixed) / (made - best fixed), None where the room's interval includes zero; its interval is
+    PudNet - best fixed's over the room's mean."""
     rows = []
     for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()) if Path(folder).exists() else []:
         records = [json.loads(f.read_text()) for f in sorted(sub.glob('seed*.json'))]
@@ -574,7 +570,8 @@ def room_pudnet_rows(folder='results/headroom/pudnet', min_seeds: int = MIN_SEED
         if len(records) >= min_seeds: rows += [_pudnet_row(records, d) for d in records[0]['domains']]
     return rows
 
-PUDNET_BARS = {'room: made - fixed': ('room', None), 'PudNet - fixed': ('pudnet_minus_fixed', 'pudnet_minus_fixed_ci95'),
+PUDNET_BARS = {'room: made - fixed': ('room', None),
+               'PudNet - fixed': ('pudnet_minus_fixed', 'pudnet_minus_fixed_ci95'),
                "own P - another task's P": ('swap_gap', 'swap_gap_ci95'),
                "own P - another domain's P": ('other_domain_gap', 'other_domain_gap_ci95'),
                'own P - the mean sketch': ('mean_sketch_gap', 'mean_sketch_gap_ci95')}
@@ -589,3 +586,47 @@ def plot_room_pudnet(rows: list) -> go.Figure:
                       xaxis_title='domain of the evaluation tasks')
     return fig
 
+
+# %% ../nbs/17_headroom.ipynb #a40baa08
+KERNEL_BANKS = 4  # banks of kernel offsets per layer in the 'kernel banks' variant (the conflicting mix has 4 domains)
+GATE_STD = 0.25  # std of the gates' initial weights: logits of std about 3 on layer-normalised codes of 128 numbers
+
+class KernelBankPudNet(PudNet):
+    """PudNet whose every predicted kernel also adds a mixture of `banks` learned offsets, weighted by a softmax gate
+    read from the layer's code: W_t = base + G_t(a_t) + sum_k softmax(U_t a_t)_k D_t^k (the offsets start at zero)."""
+    def __init__(self, config: PudNetConfig, banks: int = KERNEL_BANKS):
+        super().__init__(config)
+        self.banks = nn.ParameterList([nn.Parameter(torch.zeros(banks, *s)) for s in self.shapes.values()])
+        self.gates = nn.ModuleList([nn.Linear(config.sketch_dim, banks) for _ in self.shapes])
+        for g in self.gates: nn.init.normal_(g.weight, std=GATE_STD)
+
+    def generate(self, sketches: torch.Tensor) -> dict:
+        "PudNet's weights for a batch of sketches (B, m), each kernel plus its gated mixture of offsets."
+        out, codes = super().generate(sketches), self.codes(sketches)
+        for t, name in enumerate(self.shapes):
+            gate = torch.softmax(self.gates[t](codes[:, t]), -1)  # (B, banks)
+            out[name] = out[name] + torch.einsum('bk,k...->b...', gate, self.banks[t])
+        return out
+SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
+PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
+
+# %% ../nbs/17_headroom.ipynb #0c4099f2
+REFERENCE_IMAGES = 2_000  # images of the meta-train mix that centre and scale `FeatureSketch`'s features
+
+class FeatureSketch(DatasetSketch):
+    """A sketch whose T_phi is a frozen copy of the network `net` (eval mode: its own BatchNorm statistics): its
+    features, standardised by their mean and spread over the float images `reference` (the meta-train mix), mapped
+    to `dim` by a learned linear layer, then the mean over the dataset and the LayerNorm."""
+    def __init__(self, net: nn.Module, reference: torch.Tensor, dim: int = 128):
+        nn.Module.__init__(self)
+        self.__dict__['net'] = copy.deepcopy(net).eval().requires_grad_(False)  # not a submodule: never trained
+        with torch.no_grad(): f = torch.cat([self.net(b) for b in reference.split(500)])
+        self.register_buffer('centre', f.mean(0))
+        self.register_buffer('scale', f.std(0) + 1e-5)
+        self.features = nn.Linear(f.shape[1], dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        "The frozen network's standardised features of every image, mapped: (N, C, H, W) -> (N, dim)."
+        with torch.no_grad(): f = (self.net.eval()(x) - self.centre) / self.scale
+        return self.features(f)

@@ -126,10 +126,11 @@ def _toy_mix(per_class=60):
                      ['a'] * 4 + ['b'] * 4)
 
 
-def test_a_pudnet_that_ignores_its_data_has_swap_gaps_of_exactly_zero():
+@pytest.mark.parametrize('variant', ['mean sketch', 'kernel banks'])
+def test_a_pudnet_that_ignores_its_data_has_swap_gaps_of_exactly_zero(variant):
     toy = _toy_mix(30)
     nets, _ = headroom_networks(toy, width=4, seed=0, n_tasks=4)
-    model = room_pudnet(nets['shared'], width=4, n_classes=8)  # untrained: it predicts the shared network for any P
+    model = room_pudnet(nets['shared'], 4, 8, variant)  # untrained: it predicts the shared network for any P
     tasks = {d: [sample_task(toy, None, c, 4, 12, 5, 3, seed=i) for i in range(2)]
              for d, c in (('a', range(4)), ('b', range(4, 8)))}
     accs, sketches = score_room_pudnet(model, {'shared-longer': nets['shared']}, tasks, TEN_SHOTS)
@@ -153,6 +154,9 @@ def test_capture_is_pudnets_gain_over_the_best_fixed_network_as_a_share_of_the_r
     [row] = room_pudnet_rows(tmp_path)
     assert (row['fixed'], row['made'], row['pudnet']) == ('shared-longer', 'specialist', 'pudnet')  # the better fixed
     assert np.isclose(row['room'], 10.0) and np.isclose(row['pudnet_minus_fixed'], 5.0) and row['capture'] == 0.5
+    for s in range(3):  # no room: the specialist as good as the fixed network, so no share of it is defined
+        (sub / f'seed{s}.json').write_text(json.dumps(_pudnet_record(s, accs | {'specialist': [0.5, 0.6]})))
+    assert room_pudnet_rows(tmp_path)[0]['capture'] is None
     assert np.isclose(row['swap_gap'], 2.5) and row['other_domain_gap'] == 0 and np.isclose(row['mean_sketch_gap'], 10)
     assert check_summary({'cells': [], 'pudnet': [row]})
     with pytest.raises(ValueError, match='< 3'): check_summary({'cells': [], 'pudnet': [row | {'seeds': [0]}]})
