@@ -33,8 +33,8 @@ from .training import TrainConfig, step_seed
 # %% auto #0
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
-           'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_SOURCES', 'ROOM_SELECTED_ON', 'PUDNET_KEYS', 'PUDNET_BARS',
-           'KERNEL_BANKS', 'GATE_STD', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'REFERENCE_IMAGES', 'invert_images',
+           'PUDNET_KEYS', 'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES',
+           'ROOM_SELECTED_ON', 'PUDNET_BARS', 'KERNEL_BANKS', 'GATE_STD', 'REFERENCE_IMAGES', 'invert_images',
            'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix',
            'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix',
            'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command',
@@ -249,6 +249,8 @@ def run_headroom(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 30, ou
 
 # %% ../nbs/17_headroom.ipynb #6b83fdfe
 CELL_KEYS = ('width', 'mix', 'labels', 'budget', 'headroom', 'headroom_ci95', 'seeds')  # the issue's schema
+PUDNET_KEYS = ('width', 'mix', 'labels', 'variant', 'step', 'capture', 'capture_ci95', 'swap_gap', 'swap_gap_ci95',
+               'seeds')  # the issue's schema of PudNet's rows
 MIN_SEEDS = 3  # a cell of the map needs at least this many seeds (the room-map issue)
 
 def _best(records: list, domain: str, candidates) -> str:
@@ -328,6 +330,9 @@ ROOM_VARIANTS = {'mean sketch': dict(base_weights=True, predict_bn=True),
                  'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True),
                  'kernel banks': dict(base_weights=True, predict_bn=True),  # + `KernelBankPudNet`'s banks
                  'feature sketch': dict(base_weights=True, predict_bn=True)}  # + banks, and `FeatureSketch`
+SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
+PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
+
 def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'mean sketch',
                 reference: torch.Tensor | None = None) -> PudNet:
     """A PudNet (`variant`, a key of `ROOM_VARIANTS`) for the mix's ConvNet-3 of `width`, warm-started from `shared`:
@@ -525,9 +530,6 @@ def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10,
     return paths
 
 # %% ../nbs/17_headroom.ipynb #e14d3f50
-PUDNET_KEYS = ('width', 'mix', 'labels', 'variant', 'step', 'capture', 'capture_ci95', 'swap_gap', 'swap_gap_ci95',
-               'seeds')  # the issue's schema of PudNet's rows
-
 def _gap(records: list, domain: str, a: str, b: str) -> tuple:
     "Mean and 95 % half-width (seeds and tasks) of `a` - `b` on `domain`, in points."
     return seed_task_ci95(room_matrix(records, domain, a, b))
@@ -587,7 +589,7 @@ def plot_room_pudnet(rows: list) -> go.Figure:
     return fig
 
 
-# %% ../nbs/17_headroom.ipynb #a40baa08
+# %% ../nbs/17_headroom.ipynb #c255be92
 KERNEL_BANKS = 4  # banks of kernel offsets per layer in the 'kernel banks' variant (the conflicting mix has 4 domains)
 GATE_STD = 0.25  # std of the gates' initial weights: logits of std about 3 on layer-normalised codes of 128 numbers
 
@@ -607,10 +609,9 @@ class KernelBankPudNet(PudNet):
             gate = torch.softmax(self.gates[t](codes[:, t]), -1)  # (B, banks)
             out[name] = out[name] + torch.einsum('bk,k...->b...', gate, self.banks[t])
         return out
-SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
 PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
 
-# %% ../nbs/17_headroom.ipynb #0c4099f2
+# %% ../nbs/17_headroom.ipynb #0906d85b
 REFERENCE_IMAGES = 2_000  # images of the meta-train mix that centre and scale `FeatureSketch`'s features
 
 class FeatureSketch(DatasetSketch):
