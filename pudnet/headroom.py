@@ -26,6 +26,7 @@ from .fast import DevicePool, augment_images
 from .headline import seed_task_ci95
 from .losses import metric_loss, prototype_logits
 from .sketch import DatasetSketch
+from .targets import build_target
 from .meta_baselines import _episodic, evaluate_feature_net, task_network, train_protonet
 from .tasks import ProtocolData, Task, _resolve, get_protocol, protocol_tasks
 from .training import TrainConfig, step_seed
@@ -34,14 +35,15 @@ from .training import TrainConfig, step_seed
 __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRAIN', 'CONTINUE_SEED', 'TAU', 'METHODS', 'MADE',
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
            'PUDNET_KEYS', 'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES',
-           'ROOM_SELECTED_ON', 'PUDNET_BARS', 'KERNEL_BANKS', 'GATE_STD', 'REFERENCE_IMAGES', 'invert_images',
-           'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain', 'load_mix',
-           'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain', 'room_matrix',
-           'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels', 'headroom_command',
-           'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary', 'plot_headroom',
-           'room_pudnet', 'train_room_pudnet', 'task_sketches', 'score_room_pudnet', 'weight_movement',
-           'sketch_separation', 'room_pudnet_record', 'room_pudnet_command', 'run_room_pudnet', 'room_pudnet_rows',
-           'plot_room_pudnet', 'KernelBankPudNet', 'FeatureSketch']
+           'UNTRAINED', 'ROOM_SELECTED_ON', 'PUDNET_BARS', 'KERNEL_BANKS', 'GATE_STD', 'REFERENCE_IMAGES',
+           'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain',
+           'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain',
+           'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
+           'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
+           'plot_headroom', 'room_pudnet', 'train_room_pudnet', 'task_sketches', 'untrained_accuracies',
+           'score_room_pudnet', 'weight_movement', 'sketch_separation', 'room_pudnet_record', 'room_pudnet_command',
+           'run_room_pudnet', 'add_untrained', 'room_pudnet_rows', 'plot_room_pudnet', 'KernelBankPudNet',
+           'FeatureSketch']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -395,6 +397,20 @@ def _scores(net: nn.Module, task, labels: str) -> dict:
             ' probe': probe_accuracy(net, task)}
 
 SKETCH_SOURCES = ('pudnet', 'pudnet swap', 'pudnet other domain', 'pudnet mean sketch')
+UNTRAINED = 'untrained'  # the floor beside every PudNet row: a ConvNet-3 of the cell's width, freshly initialised
+
+def untrained_accuracies(tasks: dict, width: int, seed: int, labels: str) -> dict:
+    """{domain: {method: accuracy per task}} of a ConvNet-3 of `width` initialised from `seed` and never trained, scored
+    on `tasks` ({domain: tasks}) as PudNet is: the task's own BatchNorm statistics and labels, every readout."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_target('convnet3', MIXTURE_SHAPE[0], width).eval()
+    out = {}
+    for d, ts in tasks.items():
+        acc = out.setdefault(d, {})
+        for t in ts:
+            for suffix, a in _scores(net, t, labels).items(): acc.setdefault(UNTRAINED + suffix, []).append(a)
+    return out
 
 def score_room_pudnet(model: PudNet, fixed: dict, tasks: dict, labels: str, per_domain: dict | None = None) -> tuple:
     """{domain: {method: accuracy per task}} of the networks in `fixed` and of PudNet's prediction from the task's own
@@ -492,6 +508,7 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
     fixed = {k: nets[k] for k in ('shared-longer', 'shared-matched')}
     made = {d: {'specialist': nets[f'specialist/{d}']} for d in domains} if start else None
     accs, sketches = score_room_pudnet(model, fixed, tasks, labels, made)
+    for d, acc in untrained_accuracies(tasks, width, seed, labels).items(): accs[d].update(acc)
     for d, acc in accs.items():
         mine = acc['shared-longer'] if not start else score_domain(nets, d, domains[d], 1)['shared-longer']
         _check_reproduces(d, mine, ref['domains'][d]['accs']['shared-longer'][:len(mine)])
@@ -528,6 +545,21 @@ def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10,
         path.write_text(json.dumps(rec, indent=1) + '\n')
         paths.append(path)
     return paths
+def add_untrained(folder='results/headroom/pudnet') -> list:
+    """Add `untrained_accuracies` (on the record's own evaluation tasks, from its seed) to every PudNet record under
+    `folder` that lacks them; return the paths written. Nothing else in a record changes."""
+    written, mixes = [], {}
+    for path in sorted(Path(folder).glob('*/seed*.json')):
+        rec = json.loads(path.read_text())
+        if all(UNTRAINED in a for a in rec['domains'].values()): continue
+        domains = mixes.setdefault(rec['mix'], load_mix(rec['mix']))
+        tasks = {d: protocol_tasks(domains[d], rec['eval_tasks'], rec.get('eval_start', 0)) for d in rec['domains']}
+        for d, acc in untrained_accuracies(tasks, rec['width'], rec['seed'], rec['labels']).items():
+            rec['domains'][d].update(acc)
+        path.write_text(json.dumps(rec, indent=1) + '\n')
+        written.append(path)
+    return written
+
 
 # %% ../nbs/17_headroom.ipynb #e14d3f50
 def _gap(records: list, domain: str, a: str, b: str) -> tuple:
@@ -545,6 +577,7 @@ def _pudnet_row(records: list, domain: str) -> dict:
     gain, gain_ci = _gap(records, domain, own, fixed)
     roomy = room - room_ci > 0  # a share of the room is defined only where the room's interval excludes zero
     gaps = {k: _gap(records, domain, own, f'pudnet {k}{readout}') for k in ('swap', 'other domain', 'mean sketch')}
+    floor = _gap(records, domain, own, UNTRAINED + readout)
     return {'width': r0['width'], 'mix': r0['mix'], 'labels': r0['labels'], 'step': False,
             'variant': r0.get('variant', 'mean sketch'),  # the first records predate the field: the mean sketch
             'capture': round(gain / room, 2) if roomy else None,
@@ -558,6 +591,7 @@ def _pudnet_row(records: list, domain: str) -> dict:
             'other_domain_gap_ci95': round(gaps['other domain'][1], 2),
             'mean_sketch_gap': round(gaps['mean sketch'][0], 2),
             'mean_sketch_gap_ci95': round(gaps['mean sketch'][1], 2),
+            'pudnet_minus_untrained': round(floor[0], 2), 'pudnet_minus_untrained_ci95': round(floor[1], 2),
             'tasks': len(accs[own]), 'accuracy': {m: round(100 * float(np.mean([r['domains'][domain]['accs'][m]
                                                                                 for r in records])), 2) for m in accs}}
 
@@ -574,12 +608,13 @@ def room_pudnet_rows(folder='results/headroom/pudnet', min_seeds: int = MIN_SEED
 
 PUDNET_BARS = {'room: made - fixed': ('room', None),
                'PudNet - fixed': ('pudnet_minus_fixed', 'pudnet_minus_fixed_ci95'),
+               'PudNet - the untrained network': ('pudnet_minus_untrained', 'pudnet_minus_untrained_ci95'),
                "own P - another task's P": ('swap_gap', 'swap_gap_ci95'),
                "own P - another domain's P": ('other_domain_gap', 'other_domain_gap_ci95'),
                'own P - the mean sketch': ('mean_sketch_gap', 'mean_sketch_gap_ci95')}
 
 def plot_room_pudnet(rows: list) -> go.Figure:
-    "PudNet's prediction alone in each domain of `rows`: the room, what PudNet takes of it, and its three swap gaps."
+    "PudNet's prediction alone in each domain of `rows`: the room, what PudNet takes of it, its floor and its three swap gaps."
     fig = go.Figure()
     for name, (key, ci) in PUDNET_BARS.items():
         fig.add_bar(name=name, x=[r['domain'] for r in rows], y=[r[key] for r in rows],

@@ -12,7 +12,9 @@ from pudnet.data import ImageData
 from pudnet.headroom import (ALL_LABELS, CELL_KEYS, DOMAINS, FIXED_ALL, MADE_ALL, MIXES, PUDNET_KEYS, SKETCH_SOURCES,
                              TEN_SHOTS, all_labels_task, check_summary, domain_images, fine_tune, headroom_cells,
                              headroom_networks, invert_images, probe_accuracy, room_matrix, room_pudnet,
-                             room_pudnet_rows, rotate_images, score_room_pudnet)
+                             room_pudnet_rows, rotate_images, score_room_pudnet, UNTRAINED, untrained_accuracies)
+from pudnet.meta_baselines import evaluate_feature_net
+from pudnet.targets import build_target
 from pudnet.tasks import sample_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,6 +141,18 @@ def test_a_pudnet_that_ignores_its_data_has_swap_gaps_of_exactly_zero(variant):
         assert sketches[d].shape == (2, model.config.sketch_dim)
 
 
+def test_the_untrained_floor_is_a_fresh_network_scored_with_the_tasks_own_statistics_and_labels():
+    toy = _toy_mix(30)
+    tasks = {d: [sample_task(toy, None, c, 4, 12, 5, 3, seed=i) for i in range(2)]
+             for d, c in (('a', range(4)), ('b', range(4, 8)))}
+    floor = untrained_accuracies(tasks, 4, seed=3, labels=TEN_SHOTS)
+    torch.manual_seed(3)
+    net = build_target('convnet3', 3, 4)
+    assert floor['b'][UNTRAINED] == evaluate_feature_net(net, tasks['b'], 'cpu', amp=False)['acc']
+    with_all = untrained_accuracies(tasks, 4, seed=3, labels=ALL_LABELS)['a']
+    assert set(with_all) == {UNTRAINED, UNTRAINED + ' probe'} and all(0 <= a <= 1 for v in with_all.values() for a in v)
+
+
 def _pudnet_record(seed, accs):
     return {'mix': 'toy', 'width': 8, 'labels': TEN_SHOTS, 'seed': seed, 'pudnet_steps': 40, 'made': 'specialist',
             'selected_on': 'fixed before testing', 'variant': 'mean sketch', 'domains': {'a': accs}}
@@ -149,7 +163,7 @@ def test_capture_is_pudnets_gain_over_the_best_fixed_network_as_a_share_of_the_r
     sub.mkdir()
     accs = {'shared-longer': [0.5, 0.6], 'shared-matched': [0.5, 0.55], 'specialist': [0.65, 0.65],
             'pudnet': [0.6, 0.6], 'pudnet swap': [0.55, 0.6], 'pudnet other domain': [0.6, 0.6],
-            'pudnet mean sketch': [0.5, 0.5]}
+            'pudnet mean sketch': [0.5, 0.5], 'untrained': [0.4, 0.45]}
     for s in range(3): (sub / f'seed{s}.json').write_text(json.dumps(_pudnet_record(s, accs)))
     [row] = room_pudnet_rows(tmp_path)
     assert (row['fixed'], row['made'], row['pudnet']) == ('shared-longer', 'specialist', 'pudnet')  # the better fixed
@@ -158,6 +172,7 @@ def test_capture_is_pudnets_gain_over_the_best_fixed_network_as_a_share_of_the_r
         (sub / f'seed{s}.json').write_text(json.dumps(_pudnet_record(s, accs | {'specialist': [0.5, 0.6]})))
     assert room_pudnet_rows(tmp_path)[0]['capture'] is None
     assert np.isclose(row['swap_gap'], 2.5) and row['other_domain_gap'] == 0 and np.isclose(row['mean_sketch_gap'], 10)
+    assert np.isclose(row['pudnet_minus_untrained'], 17.5)  # the floor: the untrained network, same readout
     assert check_summary({'cells': [], 'pudnet': [row]})
     with pytest.raises(ValueError, match='< 3'): check_summary({'cells': [], 'pudnet': [row | {'seeds': [0]}]})
     with pytest.raises(ValueError, match='lacks'): check_summary({'cells': [], 'pudnet': [{'mix': 'toy'}]})
