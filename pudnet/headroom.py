@@ -545,6 +545,7 @@ def run_room_pudnet(mix: str, width: int, seeds, n_tasks: int, n_eval: int = 10,
         path.write_text(json.dumps(rec, indent=1) + '\n')
         paths.append(path)
     return paths
+
 def add_untrained(folder='results/headroom/pudnet') -> list:
     """Add `untrained_accuracies` (on the record's own evaluation tasks, from its seed) to every PudNet record under
     `folder` that lacks them; return the paths written. Nothing else in a record changes."""
