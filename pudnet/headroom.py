@@ -36,14 +36,14 @@ __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRA
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
            'PUDNET_KEYS', 'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES',
            'UNTRAINED', 'ROOM_SELECTED_ON', 'PUDNET_BARS', 'KERNEL_BANKS', 'GATE_STD', 'REFERENCE_IMAGES',
-           'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain',
-           'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain',
-           'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
+           'SCATTER_CHUNK', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
+           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
+           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
            'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
            'plot_headroom', 'room_pudnet', 'train_room_pudnet', 'task_sketches', 'untrained_accuracies',
            'score_room_pudnet', 'weight_movement', 'sketch_separation', 'room_pudnet_record', 'room_pudnet_command',
            'run_room_pudnet', 'add_untrained', 'room_pudnet_rows', 'plot_room_pudnet', 'KernelBankPudNet',
-           'FeatureSketch']
+           'FeatureSketch', 'conv_inputs', 'layer_scatters', 'ScatterSketch', 'LayerStatisticsPudNet']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -331,7 +331,8 @@ def _groupby(items: list, key) -> dict:
 ROOM_VARIANTS = {'mean sketch': dict(base_weights=True, predict_bn=True),
                  'class-aware sketch': dict(base_weights=True, predict_bn=True, sketch_labels=True),
                  'kernel banks': dict(base_weights=True, predict_bn=True),  # + `KernelBankPudNet`'s banks
-                 'feature sketch': dict(base_weights=True, predict_bn=True)}  # + banks, and `FeatureSketch`
+                 'feature sketch': dict(base_weights=True, predict_bn=True),  # + banks, and `FeatureSketch`
+                 'layer statistics': dict(base_weights=True, predict_bn=True, sketch_labels=True)}  # + `ScatterSketch`
 SKETCH_PER_CLASS = 40  # images per class of a meta-training task's P that the sketch reads (shots + unlabelled)
 PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
 
@@ -341,8 +342,11 @@ def room_pudnet(shared: nn.Module, width: int, n_classes: int, variant: str = 'm
     at first its prediction is `shared` for any dataset. `reference`: float images of the mix (`FeatureSketch`)."""
     cfg = PudNetConfig.for_arch('convnet3', in_channels=3, image_size=32, width=width, n_train_classes=n_classes,
                                 **ROOM_VARIANTS[variant])
-    model = (PudNet if variant in ('mean sketch', 'class-aware sketch') else KernelBankPudNet)(cfg).warm_start(shared)
+    kind = (PudNet if variant in ('mean sketch', 'class-aware sketch') else  # the later classes: defined below
+            LayerStatisticsPudNet if variant == 'layer statistics' else KernelBankPudNet)
+    model = kind(cfg).warm_start(shared)
     if variant == 'feature sketch': model.sketch = FeatureSketch(shared, reference, cfg.sketch_dim)
+    if variant == 'layer statistics': model.sketch = ScatterSketch(model.sketch, shared)
     return model
 
 def _pudnet_episode(model: PudNet, pool, cfg: TrainConfig, step: int, gen: torch.Generator) -> tuple:
@@ -369,7 +373,8 @@ def train_room_pudnet(model: PudNet, pool, cfg: TrainConfig, log_every: int = 50
     gen = torch.Generator().manual_seed(cfg.seed)
     parts = {'sketch': list(model.sketch.parameters()),
              'generators': [*model.generators.parameters(), *model.bn_generators.parameters(),
-                            *getattr(model, 'banks', []), *getattr(model, 'gates', nn.Module()).parameters()],
+                            *getattr(model, 'banks', []), *getattr(model, 'gates', nn.Module()).parameters(),
+                            *getattr(model, 'statistics', nn.ParameterDict()).parameters()],
              'base and shared': [*model.base.parameters(), *model.shared.parameters()]}
     model.train()
     t0, grads = time.perf_counter(), []
@@ -473,7 +478,10 @@ ROOM_SELECTED_ON = {'mean sketch': 'fixed before testing', 'class-aware sketch':
                     'kernel banks': ("designed after the mean-sketch variant's diagnosis on tasks 0-9 of these "
                                      "domains; scored on tasks 10-19, fresh"),
                     'feature sketch': ("designed after the kernel-banks variant's diagnosis on tasks 10-19 of these "
-                                       "domains; scored on tasks 20-29, fresh")}
+                                       "domains; scored on tasks 20-29, fresh"),
+                    'layer statistics': ("designed after the class-aware variant's records on tasks 0-9 of these domains; "
+                                         "scored on the same tasks 0-9, where the networks made for the data have "
+                                         "records: exploration on the tasks that report it")}
 
 def _check_reproduces(domain: str, mine, theirs) -> None:
     "ValueError unless accuracies `mine` equal the map record's `theirs` to 1e-6."
@@ -645,7 +653,6 @@ class KernelBankPudNet(PudNet):
             gate = torch.softmax(self.gates[t](codes[:, t]), -1)  # (B, banks)
             out[name] = out[name] + torch.einsum('bk,k...->b...', gate, self.banks[t])
         return out
-PUDNET_STEPS = 4  # PudNet trains n_tasks // 4 * this many steps: as many as the four specialists together
 
 # %% ../nbs/17_headroom.ipynb #0906d85b
 REFERENCE_IMAGES = 2_000  # images of the meta-train mix that centre and scale `FeatureSketch`'s features
@@ -667,3 +674,87 @@ class FeatureSketch(DatasetSketch):
         "The frozen network's standardised features of every image, mapped: (N, C, H, W) -> (N, dim)."
         with torch.no_grad(): f = (self.net.eval()(x) - self.centre) / self.scale
         return self.features(f)
+
+# %% ../nbs/17_headroom.ipynb #a47f62a2
+SCATTER_CHUNK = 250  # images per chunk when the patches of P are unfolded
+
+def conv_inputs(net: nn.Module, x: torch.Tensor) -> list:
+    """The input of every conv of `net`, in forward order, for the images `x` (BatchNorm on `x`'s own statistics):
+    [(N, C_in, H, W)]. `net` is not changed (its BatchNorm's running statistics neither)."""
+    seen, convs = [], [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_pre_hook(lambda m, a: seen.append(a[0])) for m in convs]
+    stats = {k: v.clone() for k, v in net.state_dict().items()}
+    was_training = net.training
+    try:
+        with torch.no_grad(): net.train()(x)
+    finally:
+        for h in hooks: h.remove()
+        net.load_state_dict(stats)
+        net.train(was_training)
+    return seen
+
+def layer_scatters(inputs: torch.Tensor, labels: torch.Tensor, kernel: int = 3) -> tuple:
+    """The between-class and total scatter (S_B, S_T) of the `kernel` x `kernel` patches of one layer's input
+    (N, C, H, W), each divided by tr(S_T) / d: two (d, d) matrices, d = C k k. `labels` (N,): -1 for unlabelled
+    images, which only S_T reads."""
+    known = labels >= 0
+    classes = labels[known].unique()
+    if len(classes) < 2: raise ValueError("the class statistics need labelled images of at least two classes")
+    means = torch.stack([inputs[labels == c].mean(0) for c in classes])  # (classes, C, H, W)
+    m = F.unfold(means, kernel, padding=kernel // 2)  # (classes, d, positions): unfolding is linear
+    m = m - m.mean(0)
+    between = torch.einsum('cdp,cep->de', m, m) / (m.shape[0] * m.shape[2])
+    second, total, n = 0, 0, 0
+    for xb in inputs.split(SCATTER_CHUNK):
+        patches = F.unfold(xb, kernel, padding=kernel // 2)  # (n, d, positions)
+        second = second + torch.einsum('ndp,nep->de', patches, patches)
+        total, n = total + patches.sum((0, 2)), n + patches.shape[0] * patches.shape[2]
+    mean = total / n
+    scatter = second / n - torch.outer(mean, mean)
+    scale = scatter.trace() / len(scatter) + 1e-8
+    return between / scale, scatter / scale
+
+class ScatterSketch(nn.Module):
+    """A class-aware `sketch` followed by every conv layer's class statistics (`layer_scatters`, flattened), read
+    through a frozen copy of the network `net`: (N, C, H, W) and labels (N,) -> (dim + sum_t 2 d_t^2,)."""
+    def __init__(self, sketch: DatasetSketch, net: nn.Module):
+        super().__init__()
+        self.sketch = sketch
+        self.__dict__['net'] = copy.deepcopy(net).requires_grad_(False)  # not a submodule: never trained
+
+    def statistics(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        "Every layer's (S_B, S_T), flattened and concatenated: (sum_t 2 d_t^2,)."
+        inputs = conv_inputs(self.net, x)
+        return torch.cat([s.flatten() for i in inputs for s in layer_scatters(i, labels)])
+
+    def forward(self, x: torch.Tensor, chunk_size: int | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        "The sketch of the dataset `x` with its `labels` (N,), then every layer's statistics: (dim + sum_t 2 d_t^2,)."
+        if labels is None: raise ValueError("the layer statistics need the labels of P (-1 for unlabelled images)")
+        return torch.cat([self.sketch(x, chunk_size, labels), self.statistics(x, labels)])
+
+class LayerStatisticsPudNet(PudNet):
+    """PudNet whose every kernel also moves with its layer's class statistics (S_B, S_T, read from the sketch's
+    tail): W_t = W0_t + (A_t + diag(alpha_t) W0_t) S_B + diag(beta_t) W0_t S_T, W0_t PudNet's kernel; A_t, alpha_t,
+    beta_t learned, zero at first."""
+    def __init__(self, config: PudNetConfig):
+        super().__init__(config)
+        sizes = [s[1] * s[2] * s[3] for s in self.shapes.values()]  # d_t = C_in k k
+        self.statistics = nn.ParameterDict()
+        for t, (s, d) in enumerate(zip(self.shapes.values(), sizes)):
+            self.statistics[f'toward{t}'] = nn.Parameter(torch.zeros(s[0], d))  # A_t
+            self.statistics[f'between{t}'] = nn.Parameter(torch.zeros(s[0], 1))  # alpha_t
+            self.statistics[f'total{t}'] = nn.Parameter(torch.zeros(s[0], 1))  # beta_t
+        self.sizes = sizes
+
+    def generate(self, sketches: torch.Tensor) -> dict:
+        "Weights for a batch of sketches (B, m + sum_t 2 d_t^2): PudNet's from the first m, moved by the statistics."
+        m, p = self.config.sketch_dim, self.statistics
+        out = super().generate(sketches[:, :m])
+        stats = sketches[:, m:].split([d * d for d in self.sizes for _ in range(2)], dim=1)
+        for t, (name, d) in enumerate(zip(self.shapes, self.sizes)):
+            between, total = stats[2 * t].view(-1, d, d), stats[2 * t + 1].view(-1, d, d)
+            w = out[name].flatten(2)  # (B, C_out, d)
+            move = (p[f'toward{t}'] + p[f'between{t}'] * w) @ between + (p[f'total{t}'] * w) @ total
+            out[name] = out[name] + move.view_as(out[name])
+        return out
