@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pudnet.data import ImageData
+from pudnet.data import ImageData, to_float
 from pudnet.headroom import (ALL_LABELS, CELL_KEYS, DOMAINS, FIXED_ALL, MADE_ALL, MIXES, PUDNET_KEYS, SKETCH_SOURCES,
                              TEN_SHOTS, all_labels_task, check_summary, domain_images, fine_tune, headroom_cells,
                              headroom_networks, invert_images, probe_accuracy, room_matrix, room_pudnet,
@@ -140,6 +140,27 @@ def test_a_pudnet_that_ignores_its_data_has_swap_gaps_of_exactly_zero(variant):
         assert {m: accs[d][m] for m in SKETCH_SOURCES} == dict.fromkeys(SKETCH_SOURCES, accs[d]['shared-longer'])
         assert sketches[d].shape == (2, model.config.sketch_dim)
 
+
+def test_the_layer_statistics_variant_starts_as_the_shared_network_and_reads_the_classes_in_no_order():
+    toy = _toy_mix(30)
+    nets, _ = headroom_networks(toy, width=4, seed=0, n_tasks=4)
+    model = room_pudnet(nets['shared'], 4, 8, 'layer statistics')
+    tasks = {d: [sample_task(toy, None, c, 4, 12, 5, 3, seed=i) for i in range(2)]
+             for d, c in (('a', range(4)), ('b', range(4, 8)))}
+    accs, sketches = score_room_pudnet(model, {'shared-longer': nets['shared']}, tasks, ALL_LABELS)
+    for d in tasks:  # untrained, every sketch predicts the shared network: all of P's labels, both readouts
+        for readout in ('', ' probe'):
+            assert {m: accs[d][m + readout] for m in SKETCH_SOURCES} == dict.fromkeys(SKETCH_SOURCES,
+                                                                                     accs[d]['shared-longer' + readout])
+    assert sketches['a'].shape == (2, model.config.sketch_dim + sum(2 * d * d for d in model.sizes))
+    task = tasks['a'][0]
+    x = to_float(task.p_x)
+    assert torch.allclose(model.sketch(x, None, task.p_y), model.sketch(x, None, (task.p_y + 1) % 4), atol=1e-5)
+    first = next(iter(model.shapes))
+    with torch.no_grad():
+        model.statistics['toward0'].normal_()  # now each task's statistics move the first kernel
+        moved = [model.generate(s[None])[first] for s in sketches['a']]
+    assert not torch.allclose(moved[0], moved[1])
 
 def test_the_untrained_floor_is_a_fresh_network_scored_with_the_tasks_own_statistics_and_labels():
     toy = _toy_mix(30)
