@@ -26,9 +26,9 @@ from .tasks import sample_task
 
 # %% auto #0
 __all__ = ['SCRATCH_SEED_STRIDE', 'UNTRAINED_ROW', 'SWAP_ROW', 'GIT_TIMEOUT', 'FIXED_BN', 'mean_ci95', 'paired_difference',
-           'evaluate_pudnet', 'evaluate_scratch', 'untrained_network', 'task_sketch', 'evaluate_floors', 'git_commit',
-           'device_name', 'make_record', 'write_records', 'speedup', 'floor_records', 'compare', 'percent',
-           'format_table', 'markdown_table', 'user_tasks']
+           'task_labels', 'evaluate_pudnet', 'evaluate_scratch', 'untrained_network', 'task_sketch', 'evaluate_floors',
+           'git_commit', 'device_name', 'make_record', 'write_records', 'speedup', 'floor_records', 'compare',
+           'percent', 'format_table', 'markdown_table', 'user_tasks']
 
 # %% ../nbs/11_evaluation.ipynb #aaf31de1
 def mean_ci95(values) -> tuple:
@@ -45,6 +45,10 @@ def paired_difference(a, b) -> tuple:
     return mean_ci95([x - y for x, y in zip(a, b)])
 
 # %% ../nbs/11_evaluation.ipynb #7bc88e14
+def task_labels(model: PudNet, task, device='cpu') -> torch.Tensor | None:
+    "What a class-aware PudNet (`sketch_labels`) reads with `task`'s P: its labels, -1 where unknown; None for the paper's."
+    return task.known_labels.to(device) if model.config.sketch_labels else None
+
 def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = False, warmup: int = 1,
                     sketches: list | None = None) -> dict:
     """Prototype accuracy on Q of the network PudNet predicts from each task's P, and predict seconds per task;
@@ -53,11 +57,11 @@ def evaluate_pudnet(model: PudNet, tasks: list, device='cpu', progress: bool = F
     sketches = [None] * len(tasks) if sketches is None else sketches
     accs, secs = [], []
     for i, (t, s) in enumerate(zip(progress_bar(tasks, leave=False) if progress else tasks, sketches)):
-        p = to_float(t.p_x).to(device)
-        for _ in range(warmup if i == 0 else 0): model.predict(p)  # warm-up (allocations, lazy init)
+        p, known = to_float(t.p_x).to(device), task_labels(model, t, device)
+        for _ in range(warmup if i == 0 else 0): model.predict(p, labels=known)  # warm-up (allocations, lazy init)
         sync(device)
         t0 = time.perf_counter()
-        net = model.predict(p, sketch=s)
+        net = model.predict(p, labels=known, sketch=s)
         sync(device)
         secs.append(time.perf_counter() - t0)
         shot_x, shot_y = to_float(t.shot_x).to(device), t.shot_y.to(device)
@@ -92,7 +96,8 @@ def untrained_network(model: PudNet, seed: int = 0) -> torch.nn.Module:
 @torch.no_grad()
 def task_sketch(model: PudNet, task, device='cpu') -> torch.Tensor:
     "The sketch (m,) PudNet's `predict` reads from `task`'s P (eq. 3, streamed as `predict` streams it)."
-    return model.to(device).eval().sketch.stream(to_float(task.p_x).to(device).split(PREDICT_BATCH))
+    model, p, known = model.to(device).eval(), to_float(task.p_x).to(device), task_labels(model, task, device)
+    return model.sketch.stream(p.split(PREDICT_BATCH)) if known is None else model.sketch(p, None, known)
 
 def evaluate_floors(model: PudNet, tasks: list, device='cpu', seed: int = 0) -> dict:
     """Per-task accuracies and seconds of the floors, scored as PudNet's network: the untrained network, and (with

@@ -9,7 +9,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,11 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks
 
 # %% auto #0
 __all__ = ['PAPER_LOSSES', 'PUDNET_ROW', 'PRETRAINED_ROW', 'META_BASELINE_ROW', 'HEADLINE_SEEDS', 'RECIPES', 'STEP_SUFFIX',
-           'HEADLINE_NAMES', 'SHORT_NAMES', 'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'step_config',
-           'step_starts', 'step_records', 'meta_baseline', 'baselines', 'baseline_records', 'score_seed',
-           'run_headline_seed', 'add_baselines', 'add_step_rows', 'protocol_rows', 'headline_rows', 'write_headline',
-           'headline_table', 'headline_summary']
+           'HEADLINE_NAMES', 'SHORT_NAMES', 'VALIDATION', 'PAPER', 'CANDIDATES', 'VALIDATION_STEPS', 'VALIDATION_TASKS',
+           'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'step_config', 'step_starts', 'step_records',
+           'meta_baseline', 'baselines', 'baseline_records', 'score_seed', 'meta_train', 'run_headline_seed',
+           'add_baselines', 'add_step_rows', 'protocol_rows', 'headline_rows', 'write_headline', 'headline_table',
+           'headline_summary', 'candidate_recipe', 'run_validation_seed', 'validation_choice']
 
 # %% ../nbs/13_headline.ipynb #81a61f3d
 def seed_task_ci95(matrix) -> tuple:
@@ -70,7 +71,8 @@ RECIPES = {r.protocol: r for r in [
 
 def train_command(recipe: HeadlineRecipe, seed: int, checkpoint) -> str:
     "The `pudnet train` command line that meta-trains `recipe`'s PudNet from `seed` into `checkpoint`."
-    options = ' '.join(f'--{k} {v:g}' if isinstance(v, float) else f'--{k} {v}' for k, v in recipe.options.items())
+    flag = lambda k, v: f'--{k}' if v is True else f'--{k} {v:g}' if isinstance(v, float) else f'--{k} {v}'
+    options = ' '.join(flag(k, v) for k, v in recipe.options.items())
     return (f"pudnet train --protocol {recipe.protocol} --steps {recipe.steps} --seed {seed} {options} "
             f"--checkpoint {checkpoint} --quiet")
 
@@ -156,19 +158,24 @@ def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', *
 
 
 # %% ../nbs/13_headline.ipynb #16c740ff
-def run_headline_seed(recipe: HeadlineRecipe, seed: int, out='results/headline', runs='runs/headline',
-                      device='cpu') -> Path:
-    "Meta-train `recipe`'s PudNet from `seed` with `pudnet train`, score it (`score_seed`), write the records."
+def meta_train(recipe: HeadlineRecipe, seed: int, runs='runs/headline', device='cpu') -> tuple:
+    """Meta-train `recipe`'s PudNet from `seed` with `pudnet train` into `runs`/<protocol>-seed<seed>.safetensors:
+    (the model, the command, how it was trained). A finished checkpoint is loaded, not trained again: the record says so."""
     import shlex
     from pudnet.cli import main
     checkpoint = Path(runs) / f"{recipe.protocol}-seed{seed}.safetensors"
-    command = train_command(recipe, seed, checkpoint)
+    command, resumed = train_command(recipe, seed, checkpoint), checkpoint.exists()
     t0 = time.perf_counter()
     if main(shlex.split(command)[1:]) != 0: raise RuntimeError(f"meta-training failed: {command}")
-    train_seconds = time.perf_counter() - t0
-    records = score_seed(recipe, PudNet.load(checkpoint).to(device), seed, device, command=command,
-                         train_seconds=train_seconds)
-    return write_records(Path(out) / recipe.protocol / f'seed{seed}.json', records)
+    how = dict(command=command, train_seconds=time.perf_counter() - t0, **({'resumed_checkpoint': True} if resumed else {}))
+    return PudNet.load(checkpoint).to(device), how
+
+def run_headline_seed(recipe: HeadlineRecipe, seed: int, out='results/headline', runs='runs/headline',
+                      device='cpu') -> Path:
+    "Meta-train `recipe`'s PudNet from `seed` (`meta_train`), score it (`score_seed`), write the records."
+    model, how = meta_train(recipe, seed, runs, device)
+    return write_records(Path(out) / recipe.protocol / f'seed{seed}.json', score_seed(recipe, model, seed, device, **how))
+
 
 # %% ../nbs/13_headline.ipynb #addb0002
 def _reproduces(accs: list, record: dict, what: str, path) -> None:
@@ -323,3 +330,56 @@ def headline_summary(rows: list) -> str:
             out.append(f"With the same learned step offered to every method, PudNet + step ({percent(step['mean'], step['ci95'])} %) "
                        f"{_verdicts([(name(r), r['with_step']) for r in rs[1:] if 'with_step' in r])}.")
     return ' '.join(out)
+
+# %% ../nbs/13_headline.ipynb #a1d0c003
+VALIDATION = {'cifar100-set': 'cifar100-val'}  # a test protocol -> its validation protocol (the same dataset's spare classes)
+PAPER = "the paper's recipe"
+CANDIDATES = {PAPER: dict(PAPER_LOSSES),  # `pudnet train` options of each candidate
+              'class-aware sketch, predicted BatchNorm, base + residual':
+                  dict(PAPER_LOSSES, sketch_labels=True, predict_bn=True, base_weights=True)}
+VALIDATION_STEPS, VALIDATION_TASKS = 600, 30  # meta-training steps of every candidate; validation tasks scored per seed
+
+def candidate_recipe(protocol: str, candidate: str) -> HeadlineRecipe:
+    "The recipe that meta-trains `candidate` (a key of `CANDIDATES`) on `protocol`'s validation protocol."
+    return HeadlineRecipe(VALIDATION[protocol], steps=VALIDATION_STEPS, n_tasks=VALIDATION_TASKS, scratch_tasks=0,
+                          options=CANDIDATES[candidate], selected_on='validation run')
+
+def _slug(name: str) -> str: return ''.join(ch if ch.isalnum() else '-' for ch in name.lower()).strip('-')
+
+def run_validation_seed(protocol: str, candidate: str, seed: int, out='results/headline/validation',
+                        runs='runs/validation', device='cpu') -> Path:
+    """Meta-train `candidate` on `protocol`'s validation protocol from `seed` (`meta_train`) and score it, the untrained
+    network and the swap on the first `VALIDATION_TASKS` validation tasks; write `out`/<validation>/<candidate>/seed<seed>.json."""
+    recipe = candidate_recipe(protocol, candidate)
+    model, how = meta_train(recipe, seed, Path(runs) / _slug(candidate), device)
+    tasks = protocol_tasks(load_protocol_data(recipe.protocol), recipe.n_tasks)
+    pud = evaluate_pudnet(model, tasks, device)
+    info = dict(seed=seed, candidate=candidate, options=recipe.options, for_protocol=protocol, **how)
+    records = [make_record(recipe.protocol, candidate, model.config.arch, tasks, pud['acc'], pud['seconds'], device,
+                           bn='task', **info),
+               *[{**r, **info} for r in floor_records(recipe.protocol, model, tasks, pud['acc'], device, seed)]]
+    return write_records(Path(out) / recipe.protocol / _slug(candidate) / f'seed{seed}.json', records)
+
+def validation_choice(protocol: str, folder='results/headline/validation') -> dict:
+    """The candidate `protocol` runs, by the rule above, from the validation records in `folder`, with the numbers behind
+    it: each candidate's mean and interval over seeds and tasks, minus the paper's recipe (paired), and its floors."""
+    val, rows = VALIDATION[protocol], {}
+    for name in CANDIDATES:
+        records = [r for f in sorted((Path(folder) / val / _slug(name)).glob('seed*.json')) for r in json.loads(f.read_text())]
+        if not records: continue
+        seeds, m, tasks = _matrix(records, name)
+        floors = {k: _against(_matrix(records, k)[1], (m, tasks), tasks) for k in (UNTRAINED_ROW, SWAP_ROW)}
+        rows[name] = dict(seeds=seeds, tasks=tasks, matrix=m, floors=floors)
+    if PAPER not in rows: raise FileNotFoundError(f"no validation records of {PAPER!r} under {Path(folder) / val}")
+    paper = rows[PAPER]
+    out = {}
+    for name, r in rows.items():
+        if r['seeds'] != paper['seeds'] or r['tasks'] != paper['tasks']: raise ValueError(f"{name}: not the same seeds and tasks")
+        mean, ci = seed_task_ci95(r['matrix'])
+        gap, gap_ci = seed_task_ci95(r['matrix'] - paper['matrix'])
+        out[name] = dict(mean=mean, ci95=ci, minus_paper=gap, minus_paper_ci95=gap_ci, seeds=r['seeds'],
+                         n_tasks=len(r['tasks']), **{f'minus {k}': v['pudnet_minus'] for k, v in r['floors'].items()},
+                         **{f'minus {k} ci95': v['pudnet_minus_ci95'] for k, v in r['floors'].items()})
+    above = [n for n, r in out.items() if n != PAPER and r['minus_paper'] - r['minus_paper_ci95'] > 0]
+    chosen = max(above, key=lambda n: out[n]['mean']) if above else PAPER
+    return {'protocol': protocol, 'validation': val, 'chosen': chosen, 'options': CANDIDATES[chosen], 'candidates': out}
