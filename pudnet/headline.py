@@ -29,10 +29,10 @@ from .tasks import get_protocol, load_protocol_data, protocol_tasks
 # %% auto #0
 __all__ = ['PAPER_LOSSES', 'PUDNET_ROW', 'PRETRAINED_ROW', 'META_BASELINE_ROW', 'HEADLINE_SEEDS', 'RECIPES', 'STEP_SUFFIX',
            'HEADLINE_NAMES', 'SHORT_NAMES', 'VALIDATION', 'PAPER', 'CANDIDATES', 'VALIDATION_STEPS', 'VALIDATION_TASKS',
-           'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'step_config', 'step_starts', 'step_records',
-           'meta_baseline', 'baselines', 'baseline_records', 'score_seed', 'meta_train', 'run_headline_seed',
-           'add_baselines', 'add_step_rows', 'protocol_rows', 'headline_rows', 'write_headline', 'headline_table',
-           'headline_summary', 'candidate_recipe', 'run_validation_seed', 'validation_choice']
+           'CIFAR_CHOICE', 'seed_task_ci95', 'HeadlineRecipe', 'train_command', 'step_config', 'step_starts',
+           'step_records', 'meta_baseline', 'baselines', 'baseline_records', 'score_seed', 'meta_train',
+           'run_headline_seed', 'add_baselines', 'add_step_rows', 'protocol_rows', 'headline_rows', 'write_headline',
+           'headline_table', 'headline_summary', 'candidate_recipe', 'run_validation_seed', 'validation_choice']
 
 # %% ../nbs/13_headline.ipynb #81a61f3d
 def seed_task_ci95(matrix) -> tuple:
@@ -64,6 +64,7 @@ class HeadlineRecipe:
     pretrained_epochs: int = 2  # supervised training of the Pretrained baseline on the meta-train classes
     options: dict = field(default_factory=lambda: dict(PAPER_LOSSES))  # `pudnet train` options
     selected_on: str = 'fixed before testing'
+    pudnet_row: str = PUDNET_ROW  # the name of the recipe's PudNet row (a validated variant says which it is)
 
 RECIPES = {r.protocol: r for r in [
     HeadlineRecipe('digits-set', steps=300, n_tasks=100, scratch_tasks=10, pretrained_epochs=30),
@@ -104,7 +105,7 @@ def step_records(recipe: HeadlineRecipe, model: PudNet, starts: dict, pool: Devi
                            device, bn='task', step=how, **(info or {}))
     _, step, history = train_pudnet_step(model, pool, cfg, steps=recipe.steps)
     rows, seconds = _stepped(predicted_networks(model, tasks, device), step, tasks, device, (own, STEP_PREDICTION_ROW))
-    out = [record(PUDNET_ROW, rows[own], seconds, history), record(SWAP_ROW, rows[STEP_PREDICTION_ROW], seconds, history)]
+    out = [record(recipe.pudnet_row, rows[own], seconds, history), record(SWAP_ROW, rows[STEP_PREDICTION_ROW], seconds, history)]
     for name, net in starts.items():
         _, step, history = train_step(net, pool, cfg, steps=recipe.steps)
         rows, seconds = _stepped(net, step, tasks, device, (own,))
@@ -139,17 +140,22 @@ def baseline_records(recipe: HeadlineRecipe, tasks: list, arch: str, nets: dict,
         out.append(make_record(recipe.protocol, name, arch, tasks, r['acc'], r['seconds'], device, bn='task', **how, **(info or {})))
     return out
 
-def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', **extra) -> list:
+def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', paper: tuple | None = None, **extra) -> list:
     """Records of PudNet, its floors, the fixed baselines, each of them with the learned step, and Adam on `recipe`'s test
-    tasks, every random choice from `seed`."""
+    tasks, every random choice from `seed`. `paper`: (the paper's PudNet, how it was trained), scored beside a validated
+    variant on the same tasks."""
     data = load_protocol_data(recipe.protocol)
     tasks, arch, width = protocol_tasks(data, recipe.n_tasks), model.config.arch, model.config.width
     info = dict(seed=seed, selected_on=recipe.selected_on, **extra)
     pud = evaluate_pudnet(model, tasks, device)
     nets, pool = baselines(recipe, data, arch, width, seed, device)
-    records = [make_record(recipe.protocol, PUDNET_ROW, arch, tasks, pud['acc'], pud['seconds'], device, bn='task', **info),
-               *[{**r, **info} for r in floor_records(recipe.protocol, model, tasks, pud['acc'], device, seed)],
-               *baseline_records(recipe, tasks, arch, nets, device, info)]
+    records = [make_record(recipe.protocol, recipe.pudnet_row, arch, tasks, pud['acc'], pud['seconds'], device, bn='task', **info),
+               *[{**r, **info} for r in floor_records(recipe.protocol, model, tasks, pud['acc'], device, seed)]]
+    if paper is not None:
+        r = evaluate_pudnet(paper[0], tasks, device)
+        records.append(make_record(recipe.protocol, PUDNET_ROW, arch, tasks, r['acc'], r['seconds'], device, bn='task',
+                                   **{**info, **paper[1]}))
+    records += baseline_records(recipe, tasks, arch, nets, device, info)
     scratch = tasks[:recipe.scratch_tasks]
     for e, r in evaluate_scratch(scratch, arch, recipe.epochs, device=device, width=width, seed=seed).items():
         records.append(make_record(recipe.protocol, f'Adam scratch {e} ep', arch, scratch, r['acc'], r['seconds'], device,
@@ -172,9 +178,12 @@ def meta_train(recipe: HeadlineRecipe, seed: int, runs='runs/headline', device='
 
 def run_headline_seed(recipe: HeadlineRecipe, seed: int, out='results/headline', runs='runs/headline',
                       device='cpu') -> Path:
-    "Meta-train `recipe`'s PudNet from `seed` (`meta_train`), score it (`score_seed`), write the records."
+    """Meta-train `recipe`'s PudNet from `seed` (`meta_train`), and the paper's beside it where the recipe is a validated
+    variant; score them (`score_seed`), write the records."""
     model, how = meta_train(recipe, seed, runs, device)
-    return write_records(Path(out) / recipe.protocol / f'seed{seed}.json', score_seed(recipe, model, seed, device, **how))
+    paper = None if recipe.options == PAPER_LOSSES else meta_train(replace(recipe, options=dict(PAPER_LOSSES)), seed,
+                                                                   Path(runs) / 'paper', device)
+    return write_records(Path(out) / recipe.protocol / f'seed{seed}.json', score_seed(recipe, model, seed, device, paper, **how))
 
 
 # %% ../nbs/13_headline.ipynb #addb0002
@@ -197,7 +206,7 @@ def add_baselines(recipe: HeadlineRecipe, seed: int, folder='results/headline', 
     same tasks from the same seed. Pretrained is trained again: its accuracies must match the file's to 1e-6, or it stops."""
     path, records, data, tasks = _seed_file(recipe, seed, folder)
     old = {r['method']: r for r in records}
-    arch = old[PUDNET_ROW]['arch']
+    arch = old[recipe.pudnet_row]['arch']
     nets, _ = baselines(recipe, data, arch, PudNetConfig.for_arch(arch).width, seed, device)
     new = baseline_records(recipe, tasks, arch, nets, device, dict(seed=seed, selected_on=recipe.selected_on,
                                                                     added_after_the_runs=True))
@@ -214,7 +223,7 @@ def add_step_rows(recipe: HeadlineRecipe, seed: int, folder='results/headline', 
     checkpoint = Path(runs) / f"{recipe.protocol}-seed{seed}.safetensors"
     if not checkpoint.exists(): raise FileNotFoundError(f"{checkpoint}: run `{train_command(recipe, seed, checkpoint)}` first")
     model = PudNet.load(checkpoint).to(device)
-    _reproduces(evaluate_pudnet(model, tasks, device)['acc'], old[PUDNET_ROW], f"PudNet {checkpoint}", path)
+    _reproduces(evaluate_pudnet(model, tasks, device)['acc'], old[recipe.pudnet_row], f"PudNet {checkpoint}", path)
     nets, pool = baselines(recipe, data, model.config.arch, model.config.width, seed, device)
     for name, (net, _) in nets.items():
         _reproduces(evaluate_feature_net(net, tasks, device, amp=False)['acc'], old[name], f"{name} from seed {seed}", path)
@@ -242,19 +251,20 @@ def protocol_rows(records: list, files: list) -> list:
     """Headline rows of one protocol's records (every seed's): mean ± interval, and PudNet minus each row, paired; a row
     offered the learned step carries it in `with_step`, paired with PudNet + step."""
     protocol, methods = records[0]['protocol'], list(dict.fromkeys(r['method'] for r in records))
-    seeds = _matrix(records, PUDNET_ROW)[0]
+    pudnet = RECIPES[protocol].pudnet_row if protocol in RECIPES else PUDNET_ROW
+    seeds = _matrix(records, pudnet)[0]
     def summary(method, reference):
         s, m, tasks = _matrix(records, method)
         if s != seeds: raise ValueError(f"{method}: seeds {s}, PudNet's {seeds}")
         return tasks, _against(m, None if method == reference else _matrix(records, reference)[1:], tasks)
     rows = []
     for method in (m for m in methods if not m.endswith(STEP_SUFFIX)):
-        tasks, numbers = summary(method, PUDNET_ROW)
+        tasks, numbers = summary(method, pudnet)
         row = {'method': method, 'protocol': protocol, 'seeds': seeds, 'n_tasks': len(tasks),
                'selected_on': records[0]['selected_on'], 'mean': numbers.pop('mean'), 'ci95': numbers.pop('ci95'),
                'records': files, **numbers}
         if method + STEP_SUFFIX in methods:
-            row['with_step'] = {'method': method + STEP_SUFFIX, **summary(method + STEP_SUFFIX, PUDNET_ROW + STEP_SUFFIX)[1]}
+            row['with_step'] = {'method': method + STEP_SUFFIX, **summary(method + STEP_SUFFIX, pudnet + STEP_SUFFIX)[1]}
         rows.append(row)
     return rows
 
@@ -383,3 +393,9 @@ def validation_choice(protocol: str, folder='results/headline/validation') -> di
     above = [n for n, r in out.items() if n != PAPER and r['minus_paper'] - r['minus_paper_ci95'] > 0]
     chosen = max(above, key=lambda n: out[n]['mean']) if above else PAPER
     return {'protocol': protocol, 'validation': val, 'chosen': chosen, 'options': CANDIDATES[chosen], 'candidates': out}
+
+# %% ../nbs/13_headline.ipynb #a1d0c010
+CIFAR_CHOICE = list(CANDIDATES)[1]  # what `validation_choice('cifar100-set')` picks from the committed validation records
+RECIPES['cifar100-set'] = HeadlineRecipe('cifar100-set', steps=VALIDATION_STEPS, n_tasks=30, scratch_tasks=3,
+                                         pretrained_epochs=2, options=CANDIDATES[CIFAR_CHOICE], selected_on='validation',
+                                         pudnet_row=f'PudNet, validated variant ({CIFAR_CHOICE})')

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pudnet.headline import PUDNET_ROW, RECIPES, headline_rows, headline_table
+from pudnet.headline import PAPER, RECIPES, VALIDATION, headline_rows, headline_table, validation_choice
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ROOT / 'results' / 'headline.json'
@@ -28,7 +28,7 @@ def test_every_row_meets_the_protocol(rows):
     for protocol in {r['protocol'] for r in rows}:
         assert protocol in RECIPES
         methods = [r['method'] for r in rows if r['protocol'] == protocol]
-        assert methods[0] == PUDNET_ROW and len(methods) <= 10, methods
+        assert methods[0] == RECIPES[protocol].pudnet_row and len(methods) <= 10, methods
         # the floors stand beside PudNet: the untrained network and the swap of the prediction alone
         assert {'Random network (untrained)', "PudNet [weights from another task's P]"} <= set(methods), methods
 
@@ -48,3 +48,11 @@ def test_the_readme_shows_exactly_the_headline_rows(rows):
     protocols = tuple(f"| {p} |" for p in {r['protocol'] for r in rows})
     shown = [line for line in readme.splitlines() if line.startswith(protocols)]
     assert shown == table.splitlines()[2:], "the README shows result rows that are not the headline's"
+
+
+@pytest.mark.parametrize('protocol', sorted(VALIDATION))
+def test_a_protocol_with_validation_classes_runs_what_they_chose(protocol):
+    choice = validation_choice(protocol, ROOT / 'results' / 'headline' / 'validation')
+    assert all(len(c['seeds']) >= 3 for c in choice['candidates'].values()), choice['candidates']
+    assert RECIPES[protocol].options == choice['options'] and RECIPES[protocol].selected_on == 'validation'
+    assert choice['chosen'] == PAPER or choice['chosen'] in RECIPES[protocol].pudnet_row  # the row says which variant
