@@ -166,7 +166,8 @@ def score_seed(recipe: HeadlineRecipe, model: PudNet, seed: int, device='cpu', p
 # %% ../nbs/13_headline.ipynb #16c740ff
 def meta_train(recipe: HeadlineRecipe, seed: int, runs='runs/headline', device='cpu') -> tuple:
     """Meta-train `recipe`'s PudNet from `seed` with `pudnet train` into `runs`/<protocol>-seed<seed>.safetensors:
-    (the model, the command, how it was trained). A finished checkpoint is loaded, not trained again: the record says so."""
+    (the model, how it was trained: the command and its seconds). A finished checkpoint is loaded, not trained again:
+    `resumed_checkpoint` says so."""
     import shlex
     from pudnet.cli import main
     checkpoint = Path(runs) / f"{recipe.protocol}-seed{seed}.safetensors"
