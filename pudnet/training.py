@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import math
@@ -29,7 +31,8 @@ from .tasks import sample_task
 # %% auto #0
 __all__ = ['PAPER_TRAINING', 'SEED_STRIDE', 'QUERY_SEED_OFFSET', 'HISTORY_KEYS', 'LOSS_KEYS', 'PROGRESS_WINDOW', 'TrainConfig',
            'random_affine', 'step_seed', 'task_seed', 'sample_train_tasks', 'task_losses', 'save_train_checkpoint',
-           'load_train_checkpoint', 'TaskLoss', 'previous_checkpoint', 'checkpoint_lock', 'meta_train']
+           'load_train_checkpoint', 'TaskLoss', 'previous_checkpoint', 'save_keeping_previous', 'checkpoint_lock',
+           'meta_train']
 
 # %% ../nbs/08_training.ipynb #4ee65718
 # the paper's reading of the loss settings we changed: the zero-padded KL, L_2 and L_3 at full weight (eq. 11)
@@ -202,15 +205,38 @@ def previous_checkpoint(checkpoint) -> Path:
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}.prev{checkpoint.suffix}")
 
-def _keep_previous(checkpoint: Path):
-    "Keep the checkpoint about to be replaced as `previous_checkpoint` (a hard link, or a copy), atomically."
-    if not checkpoint.exists(): return
-    prev = previous_checkpoint(checkpoint)
-    tmp = prev.with_name(f".{prev.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try: os.link(checkpoint, tmp)  # the checkpoint is replaced by a rename, so the link keeps the old bytes
-    except OSError: shutil.copyfile(checkpoint, tmp)  # a file system without hard links
-    os.replace(tmp, prev)
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the files `a` and `b` in one atomic step (Linux `renameat2` with `RENAME_EXCHANGE`); False where unsupported."
+    rename = getattr(ctypes.CDLL(None, use_errno=True), 'renameat2', None)
+    if rename is None: return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if rename(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False  # a file system or kernel without it
+    raise OSError(err, os.strerror(err), str(a))
+
+def save_keeping_previous(checkpoint, write) -> Path:
+    """Write a new `checkpoint` with `write(path)` and keep the one it replaces as `previous_checkpoint`. The new bytes
+    go to a hidden file first; then the old `NAME.prev` is removed, the new file and the checkpoint swap places in one
+    step, and the old one becomes `NAME.prev`. A kill at any moment leaves the last complete checkpoint in place and,
+    beside it, nothing or the one before it (on a file system that cannot swap, for the moment between two renames,
+    the same one)."""
+    checkpoint = Path(checkpoint)
+    prev, new = previous_checkpoint(checkpoint), checkpoint.with_name(f".{checkpoint.name}.next")
+    write(new)
+    if not checkpoint.exists():  # the first one
+        os.replace(new, checkpoint)
+        return checkpoint
+    prev.unlink(missing_ok=True)
+    if _exchange(new, checkpoint): os.replace(new, prev)  # `new` holds the old checkpoint now
+    else:  # no atomic swap here: keep the old bytes by a hard link (or a copy), then rename the new ones in
+        tmp = prev.with_name(f".{prev.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        try: os.link(checkpoint, tmp)
+        except OSError: shutil.copyfile(checkpoint, tmp)
+        os.replace(tmp, prev)
+        os.replace(new, checkpoint)
+    return checkpoint
 
 def _last_good(checkpoint, saved: list) -> str:
     "Where a stopped run can resume from: the last checkpoint written and, if kept, the one before it."
@@ -320,7 +346,7 @@ def _meta_train(model: PudNet, data: ImageData, train_classes: list, cfg: TrainC
                         f"Training stopped, not saved; {_last_good(checkpoint, saved)}. "
                         f"Try a lower learning rate (lr={cfg.lr}).")
             if rank == 0:
-                _keep_previous(Path(checkpoint))
-                save_train_checkpoint(checkpoint, model, opt, cfg, step + 1, history, train_classes)
+                save_keeping_previous(checkpoint, lambda path: save_train_checkpoint(path, model, opt, cfg, step + 1,
+                                                                                      history, train_classes))
             saved.append(step + 1)
     return history
