@@ -270,11 +270,12 @@ def protocol_rows(records: list, files: list) -> list:
     return rows
 
 def headline_rows(folder='results/headline', root='.') -> list:
-    "The headline rows of every recipe whose records are in `folder` (paths in the rows relative to `root`)."
+    """The headline rows of every recipe whose records are in `folder` (paths in the rows relative to `root`). A protocol
+    enters once the records of every seed in `HEADLINE_SEEDS` are in."""
     rows = []
     for protocol in RECIPES:
         files = sorted((Path(folder) / protocol).glob('seed*.json'))
-        if not files: continue
+        if {f.name for f in files} < {f'seed{s}.json' for s in HEADLINE_SEEDS}: continue  # seeds still to run
         records = [r for f in files for r in json.loads(f.read_text())]
         rows += protocol_rows(records, [str(f.relative_to(root)) for f in files])
     return rows

@@ -56,3 +56,13 @@ def test_a_protocol_with_validation_classes_runs_what_they_chose(protocol):
     assert all(len(c['seeds']) >= 3 for c in choice['candidates'].values()), choice['candidates']
     assert RECIPES[protocol].options == choice['options'] and RECIPES[protocol].selected_on == 'validation'
     assert choice['chosen'] == PAPER or choice['chosen'] in RECIPES[protocol].pudnet_row  # the row says which variant
+
+
+def test_a_protocol_enters_the_headline_once_all_its_seeds_are_in(tmp_path):
+    import shutil
+    (tmp_path / 'fashion-set').mkdir()
+    for s in (0, 1): shutil.copy(ROOT / 'results' / 'headline' / 'fashion-set' / f'seed{s}.json', tmp_path / 'fashion-set')
+    assert headline_rows(tmp_path, root=tmp_path) == []  # two seeds of three: not yet
+    shutil.copy(ROOT / 'results' / 'headline' / 'fashion-set' / 'seed2.json', tmp_path / 'fashion-set')
+    rows = headline_rows(tmp_path, root=tmp_path)
+    assert {r['protocol'] for r in rows} == {'fashion-set'} and all(r['seeds'] == [0, 1, 2] for r in rows)
