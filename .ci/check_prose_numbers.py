@@ -1,4 +1,4 @@
-"""Every number in a notebook's prose is measured and shown: flag those that no output or committed record supports.
+r"""Every number in a notebook's prose is measured and shown: flag those that no output or committed record supports.
 
 Usage: .venv/bin/python .ci/check_prose_numbers.py [nbs/X.ipynb ...]   (default: every notebook the docs site renders;
        `.ci/run` calls it after the docs build and fails when it fails)
