@@ -36,14 +36,16 @@ __all__ = ['IMAGE_TRANSFORMS', 'DOMAINS', 'MIXES', 'EVAL_CLASSES', 'HEADROOM_TRA
            'FIXED', 'TEN_SHOTS', 'ALL_LABELS', 'FINE_TUNE', 'SCRATCH_EPOCHS', 'MADE_ALL', 'FIXED_ALL', 'CELL_KEYS',
            'PUDNET_KEYS', 'MIN_SEEDS', 'ROOM_VARIANTS', 'SKETCH_PER_CLASS', 'PUDNET_STEPS', 'SKETCH_SOURCES',
            'UNTRAINED', 'ROOM_SELECTED_ON', 'PUDNET_BARS', 'KERNEL_BANKS', 'GATE_STD', 'REFERENCE_IMAGES',
-           'SCATTER_CHUNK', 'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools',
-           'load_domain', 'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks',
-           'score_domain', 'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
+           'SCATTER_CHUNK', 'BANK_WIDTH', 'OFFERED', 'LDA_RIDGE', 'FULL_WEIGHT', 'SELECTION_RECIPE', 'COMMON_PER_TASK',
+           'invert_images', 'rotate_images', 'HeadroomDomain', 'domain_images', 'protocol_pools', 'load_domain',
+           'load_mix', 'meta_train_mix', 'domain_pool', 'continue_training', 'headroom_networks', 'score_domain',
+           'room_matrix', 'all_labels_task', 'probe_accuracy', 'fine_tune', 'score_domain_all_labels',
            'headroom_command', 'headroom_record', 'run_headroom', 'headroom_cells', 'check_summary', 'write_summary',
            'plot_headroom', 'room_pudnet', 'train_room_pudnet', 'task_sketches', 'untrained_accuracies',
            'score_room_pudnet', 'weight_movement', 'sketch_separation', 'room_pudnet_record', 'room_pudnet_command',
            'run_room_pudnet', 'add_untrained', 'room_pudnet_rows', 'plot_room_pudnet', 'KernelBankPudNet',
-           'FeatureSketch', 'conv_inputs', 'layer_scatters', 'ScatterSketch', 'LayerStatisticsPudNet']
+           'FeatureSketch', 'conv_inputs', 'layer_scatters', 'ScatterSketch', 'LayerStatisticsPudNet', 'ChannelBank',
+           'lda_criterion', 'select_channels', 'train_channel_bank', 'score_channel_selection', 'selection_overlap']
 
 # %% ../nbs/17_headroom.ipynb #f580cf67
 def invert_images(x: torch.Tensor) -> torch.Tensor:
@@ -481,7 +483,9 @@ ROOM_SELECTED_ON = {'mean sketch': 'fixed before testing', 'class-aware sketch':
                                        "domains; scored on tasks 20-29, fresh"),
                     'layer statistics': ("designed after the class-aware variant's records on tasks 0-9 of these domains; "
                                          "scored on the same tasks 0-9, where the networks made for the data have "
-                                         "records: exploration on the tasks that report it")}
+                                         "records: exploration on the tasks that report it"),
+                    'channel selection': ("fixed before tasks 0-9 were scored (its selection rule compared with one "
+                                          "other on an untrained bank, validation tasks 10-11 of the CIFAR domains)")}
 
 def _check_reproduces(domain: str, mine, theirs) -> None:
     "ValueError unless accuracies `mine` equal the map record's `theirs` to 1e-6."
@@ -498,8 +502,8 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
                        labels: str = TEN_SHOTS, variant: str = 'mean sketch', folder='results/headroom',
                        start: int = 0) -> dict:
     """One seed: the map's networks trained again (the fixed one must reproduce the map's record to 1e-6), the fixed
-    network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one, all scored on
-    the map's tasks; the map's networks made for the data are read from its record. With `start` > 0 (10 labels a
+    network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one (the channel
+    selection: its bank, trained from scratch), all scored on the map's tasks; the map's networks made for the data are read from its record. With `start` > 0 (10 labels a
     class only), the evaluation tasks are `start` .. `start` + `n_eval` - 1, fresh ones, and the specialists are
     scored on them too."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -507,15 +511,26 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
     nets, infos = headroom_networks(data, width, seed, n_tasks)
     cfg = replace(HEADROOM_TRAIN, steps=PUDNET_STEPS * max(1, n_tasks // 4), seed=seed + CONTINUE_SEED)
     nets['shared-matched'], infos['shared-matched'] = continue_training(nets['shared'], domain_pool(data), cfg)
-    reference = to_float(data.x[torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:REFERENCE_IMAGES]])
-    model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant, reference)
-    infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
-    t1 = time.perf_counter()
     if start and labels != TEN_SHOTS: raise ValueError("fresh tasks (start > 0) need labels='10 per class'")
+    selection = variant == 'channel selection'
+    if selection and labels != ALL_LABELS: raise ValueError("the channel selection reads all of P's labels: labels='all of P'")
+    if selection:  # a bank trained from scratch on as many tasks as `shared-matched` saw in all
+        model, cfg = ChannelBank(MIXTURE_SHAPE[0], BANK_WIDTH, seed), replace(cfg, steps=n_tasks + cfg.steps)
+        infos['pudnet'] = train_channel_bank(model, domain_pool(data), cfg, keep=width, full_weight=FULL_WEIGHT)
+    else:
+        reference = to_float(data.x[torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:REFERENCE_IMAGES]])
+        model = room_pudnet(nets['shared'], width, len(torch.unique(data.y)), variant, reference)
+        infos['pudnet'] = train_room_pudnet(model, domain_pool(data), cfg)
+    t1 = time.perf_counter()
     tasks = {d: protocol_tasks(p, n_eval, start) for d, p in domains.items()}
     fixed = {k: nets[k] for k in ('shared-longer', 'shared-matched')}
     made = {d: {'specialist': nets[f'specialist/{d}']} for d in domains} if start else None
-    accs, sketches = score_room_pudnet(model, fixed, tasks, labels, made)
+    if selection:
+        accs, picks = score_channel_selection(model, fixed, tasks, width)
+        diagnosis = {'overlap': selection_overlap(picks)}
+    else:
+        accs, sketches = score_room_pudnet(model, fixed, tasks, labels, made)
+        diagnosis = {'movement': weight_movement(model, sketches, nets), 'sketches': sketch_separation(sketches)}
     for d, acc in untrained_accuracies(tasks, width, seed, labels).items(): accs[d].update(acc)
     for d, acc in accs.items():
         mine = acc['shared-longer'] if not start else score_domain(nets, d, domains[d], 1)['shared-longer']
@@ -523,11 +538,10 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
         if not start: acc.update({m: a for m, a in ref['domains'][d]['accs'].items() if m not in acc})
     return {'mix': mix, 'width': width, 'seed': seed, 'labels': labels, 'n_tasks': n_tasks, 'eval_tasks': n_eval,
             'eval_start': start, 'pudnet_steps': cfg.steps, 'variant': variant,
-            'recipe': {**ROOM_VARIANTS[variant], 'sketch_per_class': SKETCH_PER_CLASS},
+            'recipe': {**(SELECTION_RECIPE if selection else ROOM_VARIANTS[variant]), 'sketch_per_class': SKETCH_PER_CLASS},
             'selected_on': ROOM_SELECTED_ON[variant], 'made': ref['made'],
             'fixed': [*np.atleast_1d(ref['fixed']).tolist(), 'shared-matched'],
-            'domains': accs, 'movement': weight_movement(model, sketches, nets),
-            'sketches': sketch_separation(sketches), 'train': infos, 'train_seconds': t1 - t0,
+            'domains': accs, **diagnosis, 'train': infos, 'train_seconds': t1 - t0,
             'eval_seconds': time.perf_counter() - t1, 'cpu_seconds': time.process_time() - c0}
 
 def room_pudnet_command(mix: str, width: int, seeds, n_tasks: int, n_eval: int, labels: str = TEN_SHOTS,
@@ -758,3 +772,165 @@ class LayerStatisticsPudNet(PudNet):
             move = (p[f'toward{t}'] + p[f'between{t}'] * w) @ between + (p[f'total{t}'] * w) @ total
             out[name] = out[name] + move.view_as(out[name])
         return out
+
+# %% ../nbs/17_headroom.ipynb #09cba3c3
+BANK_WIDTH = 64  # channels per layer of the bank that a narrower network is selected from
+OFFERED = 0.75  # while the bank trains, each layer's selection sees this random share of its channels (exploration)
+LDA_RIDGE = 0.1  # the within-class scatter is regularised by this share of its mean variance
+FULL_WEIGHT = 1.0  # the whole bank's loss joins the picked network's with this weight, so every channel stays worth picking
+SELECTION_RECIPE = dict(bank_width=BANK_WIDTH, offered=OFFERED, lda_ridge=LDA_RIDGE, full_weight=FULL_WEIGHT)
+
+class ChannelBank(nn.Module):
+    """A ConvNet-3 of `width` channels whose sub-networks are the predictions: picking channels `rows_t` of every layer
+    gives layer t the kernels B_t[rows_t][:, rows_(t-1)] and the BatchNorm scale and shift of rows_t."""
+    def __init__(self, in_channels: int = 3, width: int = BANK_WIDTH, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = build_target('convnet3', in_channels, width)
+        bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+        self.kernels = nn.ParameterList([m.weight for m in net.modules() if isinstance(m, nn.Conv2d)])
+        self.scales, self.shifts = nn.ParameterList([b.weight for b in bns]), nn.ParameterList([b.bias for b in bns])
+
+    def block(self, h: torch.Tensor, t: int, rows=None, cols=None, n_p: int | None = None) -> torch.Tensor:
+        """Layer `t` on `h`: the conv (output channels `rows`, input channels `cols` of the bank; None: all), BatchNorm
+        with the statistics of the first `n_p` images (all of them by default), ReLU, 2 x 2 max-pool."""
+        w, g, b = self.kernels[t], self.scales[t], self.shifts[t]
+        if cols is not None: w = w[:, cols]
+        if rows is not None: w, g, b = w[rows], g[rows], b[rows]
+        z = F.conv2d(h, w, padding=1)
+        var, mean = torch.var_mean(z[:n_p], (0, 2, 3), unbiased=False, keepdim=True)
+        z = (z - mean) * torch.rsqrt(var + 1e-5) * g[:, None, None] + b[:, None, None]
+        return F.max_pool2d(F.relu(z), 2)
+
+    def forward(self, x: torch.Tensor, picks: list | None = None, n_p: int | None = None) -> torch.Tensor:
+        "Flattened features of the sub-network `picks` (the whole bank when None), BatchNorm from the first `n_p` images."
+        h, cols = x, None
+        for t in range(len(self.kernels)):
+            rows = None if picks is None else picks[t]
+            h, cols = self.block(h, t, rows, cols, n_p), rows
+        return h.flatten(1)
+
+    @torch.no_grad()
+    def subnet(self, picks: list) -> nn.Module:
+        "The ConvNet-3 that `picks` make, as a plain module of width `len(picks[0])`."
+        net = build_target('convnet3', self.kernels[0].shape[1], len(picks[0]))
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+        bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+        cols = slice(None)
+        for t, rows in enumerate(picks):
+            convs[t].weight.copy_(self.kernels[t][rows][:, cols])
+            bns[t].weight.copy_(self.scales[t][rows])
+            bns[t].bias.copy_(self.shifts[t][rows])
+            cols = rows
+        return net.eval()
+
+def lda_criterion(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fisher's criterion of features `f` (N, d) with labels `y`: tr((S_W + r I)^-1 S_B), r = `LDA_RIDGE` times the
+    mean within-class variance."""
+    classes, y = torch.unique(y, return_inverse=True)
+    means = torch.zeros(len(classes), f.shape[1]).index_add_(0, y, f) / torch.bincount(y)[:, None]
+    between = (means - f.mean(0)).T @ (means - f.mean(0)) / len(classes)
+    within = (f - means[y]).T @ (f - means[y]) / len(f)
+    ridge = LDA_RIDGE * within.trace() / len(within) + 1e-8
+    return torch.linalg.solve(within + ridge * torch.eye(len(within)), between).trace()
+
+def _greedy_lda(maps: list, labels: list, keep: int, offered: list) -> list:
+    """Of the `offered` channels, `keep` picked one by one, each the one that most raises the sum of the tasks'
+    criteria (in the order picked)."""
+    pooled = [F.adaptive_avg_pool2d(z, 2).flatten(2) for z in maps]  # every channel as 4 numbers an image
+    chosen = []
+    for _ in range(keep):
+        rest = [c for c in offered if c not in chosen]
+        score = [sum(lda_criterion(p[:, chosen + [c]].flatten(1), y) for p, y in zip(pooled, labels)) for c in rest]
+        chosen.append(rest[int(torch.stack(score).argmax())])
+    return chosen
+
+@torch.no_grad()
+def select_channels(bank: ChannelBank, tasks: list, keep: int, gen: torch.Generator | None = None) -> list:
+    """The prediction: for each layer in turn, the `keep` channels of `bank` whose maps, computed from the channels
+    already picked (BatchNorm on each task's own statistics), best separate the labelled classes (`_greedy_lda`).
+    `tasks`: [(float images, labels)], one for a task's prediction, many for one network for all of them; with
+    `gen`, each layer offers a random `OFFERED` share of its channels. Returns the channel indices of every layer."""
+    hs, labels, cols, picks = [x for x, _ in tasks], [y for _, y in tasks], None, []
+    for t in range(len(bank.kernels)):
+        maps = [bank.block(h, t, None, cols) for h in hs]
+        n = maps[0].shape[1]
+        offered = list(range(n)) if gen is None else sorted(torch.randperm(n, generator=gen)[:int(OFFERED * n)].tolist())
+        rows = torch.tensor(sorted(_greedy_lda(maps, labels, keep, offered)))
+        picks.append(rows)
+        hs, cols = [z[:, rows] for z in maps], rows
+    return picks
+
+def _selection_episode(bank: ChannelBank, pool, cfg: TrainConfig, step: int, gen: torch.Generator, keep: int,
+                       full_weight: float) -> tuple:
+    """One meta-training task: the selection reads all of its P (`SKETCH_PER_CLASS` labelled images a class), the picked
+    network is scored by cosine prototypes from the first `cfg.n_shot` of them on Q; plus `full_weight` times the same
+    loss of the whole bank. Returns (loss, the picked network's loss, its accuracy)."""
+    K, S, Q, P = cfg.ways, cfg.n_shot, cfg.q_per_class, SKETCH_PER_CLASS
+    idx, _ = pool.sample(1, K, P + Q, gen)
+    x = to_float(pool.x[idx.flatten()])
+    if cfg.augment: x = augment_images(x, step_seed(cfg.seed, step))
+    x = x.view(K, P + Q, *x.shape[1:])
+    p, q = x[:, :P].flatten(0, 1), x[:, P:].flatten(0, 1)
+    picks = select_channels(bank, [(p, torch.arange(K).repeat_interleave(P))], keep, gen)
+    y = torch.arange(K).repeat_interleave(Q)
+    def loss_of(f):
+        logits = prototype_logits(f[len(p):], f[:len(p)].view(K, P, -1)[:, :S].mean(1), TAU)
+        return metric_loss(logits, y), (logits.argmax(-1) == y).float().mean()
+    both = torch.cat([p, q])
+    loss, acc = loss_of(bank(both, picks, len(p)))
+    return (loss + full_weight * loss_of(bank(both, None, len(p)))[0] if full_weight else loss), loss, acc
+
+def train_channel_bank(bank: ChannelBank, pool, cfg: TrainConfig, keep: int, full_weight: float = FULL_WEIGHT,
+                       log_every: int = 50) -> dict:
+    """Meta-train `bank` on `cfg.steps` tasks of `pool` (Adam at `cfg.lr`, tasks and the offered channels from
+    `cfg.seed`) so that the networks `select_channels` picks from it, `keep` channels a layer, score well."""
+    opt = torch.optim.Adam(bank.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bank.train()
+    t0, log = time.perf_counter(), []
+    for step in range(cfg.steps):
+        total, loss, acc = _selection_episode(bank, pool, cfg, step, gen, keep, full_weight)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if step % log_every == 0: log.append({'step': step, 'loss': loss.item(), 'acc': acc.item()})
+    return {'steps': cfg.steps, 'train_seconds': time.perf_counter() - t0, 'last_loss': loss.item(),
+            'last_acc': acc.item(), 'log': log}
+
+COMMON_PER_TASK = 200  # images of each task's P that the one selection for all tasks reads (memory)
+
+def score_channel_selection(bank: ChannelBank, fixed: dict, tasks: dict, keep: int) -> tuple:
+    """{domain: {method: accuracy per task}} with all of P labelled (both readouts) of the networks in `fixed` and of
+    the networks selected from `bank` (`keep` channels a layer) by the task's own P ('pudnet'), another task's P of its
+    domain (the next one, 'pudnet swap'), the task of the same index in the next domain ('pudnet other domain'), and
+    one selection for every task of every domain ('pudnet mean sketch', the mean sketch's counterpart); every network
+    with the task's own BatchNorm statistics. Returns (accuracies, {domain: the picks of each task})."""
+    domains, read = list(tasks), lambda t, n=None: (to_float(t.p_x[:n]), t.p_y[:n])
+    picks = {d: [select_channels(bank, [read(t)], keep) for t in ts] for d, ts in tasks.items()}
+    common = select_channels(bank, [read(t, COMMON_PER_TASK) for ts in tasks.values() for t in ts], keep)
+    out = {}
+    for i, d in enumerate(domains):
+        other, n, acc = domains[(i + 1) % len(domains)], len(tasks[d]), {}
+        for j, t in enumerate(tasks[d]):
+            source = {'pudnet': picks[d][j], 'pudnet swap': picks[d][(j + 1) % n], 'pudnet other domain': picks[other][j],
+                      'pudnet mean sketch': common}
+            for m, net in {**fixed, **{m: bank.subnet(p) for m, p in source.items()}}.items():
+                for suffix, a in _scores(net, t, ALL_LABELS).items(): acc.setdefault(m + suffix, []).append(a)
+        out[d] = acc
+    return out, picks
+
+def _overlap(a: list, b: list) -> list:
+    "Per layer, the share of channels two selections have in common."
+    return [len(set(x.tolist()) & set(y.tolist())) / len(x) for x, y in zip(a, b)]
+
+def selection_overlap(picks: dict) -> dict:
+    """Per layer, the mean share of channels two selections have in common: of two tasks of one domain, and of two tasks
+    of different domains (the task of the same index)."""
+    ds = list(picks)
+    same = [_overlap(p[j], p[k]) for p in picks.values() for j in range(len(p)) for k in range(j + 1, len(p))]
+    diff = [_overlap(picks[a][j], picks[b][j]) for i, a in enumerate(ds) for b in ds[i + 1:]
+            for j in range(min(len(picks[a]), len(picks[b])))]
+    mean = lambda rows: np.mean(rows, 0).round(3).tolist() if rows else None
+    return {'same domain': mean(same), 'different domains': mean(diff)}

@@ -197,3 +197,27 @@ def test_capture_is_pudnets_gain_over_the_best_fixed_network_as_a_share_of_the_r
     assert check_summary({'cells': [], 'pudnet': [row]})
     with pytest.raises(ValueError, match='< 3'): check_summary({'cells': [], 'pudnet': [row | {'seeds': [0]}]})
     with pytest.raises(ValueError, match='lacks'): check_summary({'cells': [], 'pudnet': [{'mix': 'toy'}]})
+
+
+def test_the_channel_selection_picks_the_channel_that_carries_the_classes_and_scores_every_swap():
+    from pudnet.headroom import ChannelBank, select_channels, score_channel_selection, selection_overlap
+    bank = ChannelBank(width=8, seed=0)
+    with torch.no_grad():
+        bank.kernels[0].normal_(0, 0.01)[:, 0] = 0  # every layer-1 channel reads noise from green and blue ...
+        bank.kernels[0][5] = 0
+        bank.kernels[0][5, 0, 1, 1] = 1.0  # ... but channel 5, which reads red alone
+    y = torch.arange(4).repeat_interleave(10)
+    x = torch.rand(40, 3, 32, 32)
+    x[:, 0] = y[:, None, None] / 4 + 0.05 * torch.rand(40, 32, 32)  # the class is how red the image is
+    picks = select_channels(bank, [(x, y)], keep=2)
+    assert 5 in picks[0].tolist()
+    assert [p.tolist() for p in select_channels(bank, [(x, (y + 1) % 4)], keep=2)] == [p.tolist() for p in picks]
+    toy = _toy_mix(30)
+    tasks = {d: [sample_task(toy, None, c, 4, 12, 5, 3, seed=i) for i in range(2)]
+             for d, c in (('a', range(4)), ('b', range(4, 8)))}
+    accs, chosen = score_channel_selection(bank, {'shared-longer': build_target('convnet3', 3, 2).eval()}, tasks, keep=2)
+    for d in tasks:  # both readouts of every network PudNet's rows compare, on every task
+        assert {m + r for m in SKETCH_SOURCES for r in ('', ' probe')} <= set(accs[d])
+        assert all(len(v) == 2 for v in accs[d].values())
+    overlap = selection_overlap(chosen)
+    assert all(0 <= v <= 1 for v in overlap['same domain'] + overlap['different domains'])
