@@ -503,9 +503,9 @@ def room_pudnet_record(mix: str, width: int, seed: int, n_tasks: int, n_eval: in
                        start: int = 0) -> dict:
     """One seed: the map's networks trained again (the fixed one must reproduce the map's record to 1e-6), the fixed
     network trained as long as PudNet ('shared-matched') and PudNet warm-started from the shared one (the channel
-    selection: its bank, trained from scratch), all scored on the map's tasks; the map's networks made for the data are read from its record. With `start` > 0 (10 labels a
-    class only), the evaluation tasks are `start` .. `start` + `n_eval` - 1, fresh ones, and the specialists are
-    scored on them too."""
+    selection: its bank, trained from scratch), all scored on the map's tasks; the map's networks made for the data
+    are read from its record. With `start` > 0 (10 labels a class only), the evaluation tasks are `start` ..
+    `start` + `n_eval` - 1, fresh ones, and the specialists are scored on them too."""
     t0, c0 = time.perf_counter(), time.process_time()
     ref = _map_record(mix, width, seed, n_tasks, labels, folder)
     nets, infos = headroom_networks(data, width, seed, n_tasks)
@@ -813,8 +813,8 @@ class ChannelBank(nn.Module):
 
     @torch.no_grad()
     def subnet(self, picks: list) -> nn.Module:
-        "The ConvNet-3 that `picks` make, as a plain module of width `len(picks[0])`."
-        net = build_target('convnet3', self.kernels[0].shape[1], len(picks[0]))
+        "The ConvNet-3 that `picks` make, as a plain module of width `len(picks[0])` (the global random state untouched)."
+        with torch.random.fork_rng(devices=[]): net = build_target('convnet3', self.kernels[0].shape[1], len(picks[0]))
         convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
         bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
         cols = slice(None)
